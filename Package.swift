@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swiftvmm",
+    products: [
+        .library(name: "KVMKit", targets: ["KVMKit"]),
+        .library(name: "VirtioDevices", targets: ["VirtioDevices"]),
+        .executable(name: "swiftvmm", targets: ["swiftvmm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C only: one typed function per KVM ioctl, request numbers, variadic libc calls.
+        .target(name: "CKVM"),
+        .target(name: "KVMKit", dependencies: ["CKVM"]),
+        .target(name: "VirtioDevices", dependencies: ["KVMKit", "CKVM"]),
+        .executableTarget(
+            name: "swiftvmm",
+            dependencies: [
+                "KVMKit", "VirtioDevices",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM"]),
+        .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit"]),
+        .testTarget(name: "swiftvmmTests", dependencies: ["KVMKit"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

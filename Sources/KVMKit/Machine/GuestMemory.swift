@@ -1,0 +1,156 @@
+import Glibc
+
+/// Errors from guest-physical accesses. The address and length are the guest's.
+public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
+    /// Some byte of [address, address+length) is not backed by any region.
+    case outOfBounds(address: UInt64, length: UInt64)
+    /// The range is backed, but by two different regions (not contiguous on the host).
+    case crossesRegions(address: UInt64, length: UInt64)
+    /// address + length overflows 64 bits.
+    case overflow(address: UInt64, length: UInt64)
+    case mmapFailed(size: UInt64, errno: Int32)
+    case overlappingRegions(UInt64, UInt64)
+
+    public var description: String {
+        switch self {
+        case .outOfBounds(let a, let l): return "guest range \(hex(a))+\(hex(l)) is outside guest memory"
+        case .crossesRegions(let a, let l): return "guest range \(hex(a))+\(hex(l)) crosses a memory region boundary"
+        case .overflow(let a, let l): return "guest range \(hex(a))+\(hex(l)) overflows the address space"
+        case .mmapFailed(let s, let e): return "cannot map \(s) bytes of guest memory: \(errnoText(e))"
+        case .overlappingRegions(let a, let b): return "guest memory regions at \(hex(a)) and \(hex(b)) overlap"
+        }
+    }
+}
+
+/// One contiguous host mapping that backs guest-physical [guestAddress, guestAddress+size).
+public struct MemoryRegion: @unchecked Sendable {
+    public let guestAddress: UInt64
+    public let size: UInt64
+    public let host: UnsafeMutableRawPointer
+
+    public var end: UInt64 { guestAddress + size }
+}
+
+/// Guest RAM: one or more host mappings, and the only way device code reaches it.
+/// Every access is checked against the whole map first; nothing here turns a guest value
+/// into a pointer without that check.
+public final class GuestMemory: @unchecked Sendable {
+    public let regions: [MemoryRegion]
+    private let owned: Bool
+
+    /// Map anonymous memory for each (guest address, size) pair.
+    public init(layout: [(guestAddress: UInt64, size: UInt64)]) throws {
+        let sorted = layout.sorted { $0.guestAddress < $1.guestAddress }
+        for (a, b) in zip(sorted, sorted.dropFirst()) {
+            let (end, over) = a.guestAddress.addingReportingOverflow(a.size)
+            if over || end > b.guestAddress { throw GuestMemoryError.overlappingRegions(a.guestAddress, b.guestAddress) }
+        }
+        var mapped: [MemoryRegion] = []
+        for r in sorted {
+            let p = mmap(nil, Int(r.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            if p == MAP_FAILED || p == nil {
+                let e = errno
+                for m in mapped { munmap(m.host, Int(m.size)) }
+                throw GuestMemoryError.mmapFailed(size: r.size, errno: e)
+            }
+            mapped.append(MemoryRegion(guestAddress: r.guestAddress, size: r.size, host: p!))
+        }
+        regions = mapped
+        owned = true
+    }
+
+    /// Wrap existing host buffers (tests, fuzzers). The caller keeps them alive.
+    public init(borrowing regions: [MemoryRegion]) {
+        self.regions = regions.sorted { $0.guestAddress < $1.guestAddress }
+        owned = false
+    }
+
+    deinit {
+        if owned { for r in regions { munmap(r.host, Int(r.size)) } }
+    }
+
+    public var totalSize: UInt64 { regions.reduce(0) { $0 + $1.size } }
+
+    /// The host bytes behind [address, address+length), which must lie in one region.
+    /// The pointer is valid for the life of this object; the guest may change the bytes
+    /// at any time, so callers copy what they validate.
+    @inline(__always)
+    public func slice(at address: UInt64, length: UInt64) throws -> UnsafeMutableRawBufferPointer {
+        let (end, over) = address.addingReportingOverflow(length)
+        if over { throw GuestMemoryError.overflow(address: address, length: length) }
+        for r in regions where address >= r.guestAddress && address < r.end {
+            if end > r.end {
+                // Distinguish "runs off the map" from "spans two adjacent regions".
+                if contains(r.end, end) { throw GuestMemoryError.crossesRegions(address: address, length: length) }
+                throw GuestMemoryError.outOfBounds(address: address, length: length)
+            }
+            return UnsafeMutableRawBufferPointer(start: r.host + Int(address - r.guestAddress), count: Int(length))
+        }
+        if length == 0 && regions.contains(where: { address == $0.end }) {
+            return UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        }
+        throw GuestMemoryError.outOfBounds(address: address, length: length)
+    }
+
+    /// Whether every byte of [start, end) is backed (possibly by several regions).
+    private func contains(_ start: UInt64, _ end: UInt64) -> Bool {
+        var cursor = start
+        while cursor < end {
+            guard let r = regions.first(where: { cursor >= $0.guestAddress && cursor < $0.end }) else { return false }
+            cursor = r.end
+        }
+        return true
+    }
+
+    /// Whether [address, address+length) is backed by one region.
+    public func isValid(address: UInt64, length: UInt64) -> Bool {
+        (try? slice(at: address, length: length)) != nil
+    }
+
+    public func read(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let src = try slice(at: address, length: UInt64(buffer.count))
+        if buffer.count > 0 { buffer.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: buffer.count) }
+    }
+
+    public func write(at address: UInt64, from buffer: UnsafeRawBufferPointer) throws {
+        let dst = try slice(at: address, length: UInt64(buffer.count))
+        if buffer.count > 0 { dst.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: buffer.count) }
+    }
+
+    public func readBytes(at address: UInt64, count: Int) throws -> [UInt8] {
+        let src = try slice(at: address, length: UInt64(count))
+        return Array(UnsafeRawBufferPointer(src))
+    }
+
+    public func write(at address: UInt64, bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write(at: address, from: $0) }
+    }
+
+    /// Little-endian load of a fixed-width integer.
+    @inline(__always)
+    public func load<T: FixedWidthInteger>(_ type: T.Type = T.self, at address: UInt64) throws -> T {
+        let s = try slice(at: address, length: UInt64(MemoryLayout<T>.size))
+        return T(littleEndian: s.loadUnaligned(as: T.self))
+    }
+
+    /// Little-endian store of a fixed-width integer.
+    @inline(__always)
+    public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws {
+        let s = try slice(at: address, length: UInt64(MemoryLayout<T>.size))
+        s.storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    /// Zero [address, address+length).
+    public func zero(at address: UInt64, length: UInt64) throws {
+        let s = try slice(at: address, length: length)
+        if length > 0 { memset(s.baseAddress!, 0, Int(length)) }
+    }
+}
+
+@inline(__always) func hex<T: BinaryInteger>(_ v: T) -> String { "0x" + String(v, radix: 16) }
+
+/// strerror text for an errno value.
+public func errnoText(_ e: Int32) -> String {
+    guard let s = strerror(e) else { return "errno \(e)" }
+    return String(cString: s)
+}
