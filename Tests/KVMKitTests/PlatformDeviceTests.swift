@@ -111,3 +111,36 @@ final class DiscardDeviceTests: XCTestCase {
         XCTAssertEqual(DiscardDevice.postPort, 0x80)
     }
 }
+
+final class PlatformDeviceStateTests: XCTestCase {
+    func testI8042StateRoundTrip() throws {
+        let kbc = I8042(onReset: {})
+        kbc.write(offset: 4, size: 1, value: 0xAA)
+        kbc.write(offset: 4, size: 1, value: 0xD3)
+        kbc.write(offset: 0, size: 1, value: 0x11)
+        kbc.write(offset: 4, size: 1, value: 0x60)
+        let state = kbc.captureState()
+        XCTAssertEqual(state.outputBytes, [0x55, 0x11])
+        XCTAssertEqual(state.outputFromAux, [false, true])
+        XCTAssertEqual(state.pendingCommand, 0x60)
+        let copy = I8042(onReset: {})
+        try copy.restoreState(state)
+        XCTAssertEqual(copy.captureState(), state)
+        copy.write(offset: 0, size: 1, value: 0x00)  // completes the pending 0x60
+        XCTAssertEqual(copy.captureState().commandByte, 0x00)
+        var bad = state
+        bad.pendingCommand = 0xAA
+        XCTAssertThrowsError(try copy.restoreState(bad))
+        bad = state
+        bad.outputFromAux = []
+        XCTAssertThrowsError(try copy.restoreState(bad))
+    }
+
+    func testACPISleepStatusRoundTrip() {
+        let regs = ACPISleepRegisters(onPoweroff: {})
+        regs.write(offset: 0, size: 1, value: UInt32(1 << 2 | 0x20))
+        let copy = ACPISleepRegisters(onPoweroff: {})
+        copy.sleepStatus = regs.sleepStatus
+        XCTAssertEqual(copy.read(offset: 1, size: 1), 0x80)
+    }
+}

@@ -39,6 +39,12 @@ public final class ACPISleepRegisters: PortIODevice, @unchecked Sendable {
         poweroffHandler = onPoweroff
     }
 
+    /// The sleep status register (WAK_STS), the only state there is.
+    public var sleepStatus: UInt8 {
+        get { lock.withLock { status } }
+        set { lock.withLock { status = newValue & ACPISleepRegisters.wakeStatus } }
+    }
+
     public func read(offset: UInt16, size: Int) -> UInt32 {
         var value: UInt32 = 0
         for i in 0..<max(1, min(size, 4)) {

@@ -104,7 +104,49 @@ public final class I8042: PortIODevice, @unchecked Sendable {
     /// Replies queued beyond this are dropped (a guest can only poll them one by one).
     static let outputQueueLimit = 16
 
-    private enum PendingWrite { case none, commandByte, outputPort, keyboardOutput, auxOutput, toAux }
+    /// Commands whose parameter byte is the next data-port write.
+    private enum PendingWrite: UInt8 {
+        case none = 0
+        case commandByte = 0x60
+        case outputPort = 0xD1
+        case keyboardOutput = 0xD2
+        case auxOutput = 0xD3
+        case toAux = 0xD4
+    }
+
+    /// The controller's state as a value, for snapshots and tests.
+    public struct State: Equatable, Sendable {
+        /// Command byte (controller configuration).
+        public var commandByte: UInt8
+        /// Output port (bit 0: reset inactive, bit 1: A20).
+        public var outputPort: UInt8
+        /// Bytes waiting at the data port, oldest first.
+        public var outputBytes: [UInt8]
+        /// For each waiting byte, whether it came from the auxiliary port.
+        public var outputFromAux: [Bool]
+        /// What the data port reads when nothing is waiting.
+        public var lastData: UInt8
+        /// Whether the last write went to the command port.
+        public var lastWriteWasCommand: Bool
+        /// The command (0x60, 0xD1–0xD4) waiting for its data byte, or 0.
+        public var pendingCommand: UInt8
+    }
+
+    /// Why a state could not be restored.
+    public enum StateError: Error, Equatable, CustomStringConvertible {
+        case invalidPendingCommand(UInt8)
+        case invalidOutputQueue(bytes: Int, flags: Int)
+
+        public var description: String {
+            switch self {
+            case let .invalidPendingCommand(command):
+                return "i8042 state: 0x\(String(command, radix: 16)) takes no data byte"
+            case let .invalidOutputQueue(bytes, flags):
+                return "i8042 state: \(bytes) queued bytes with \(flags) source flags "
+                    + "(at most \(I8042.outputQueueLimit), one flag each)"
+            }
+        }
+    }
 
     private let lock = DeviceLock()
     private let resetHandler: () -> Void
@@ -119,6 +161,33 @@ public final class I8042: PortIODevice, @unchecked Sendable {
     /// it should make the VMM stop the machine ("guest reset") and return.
     public init(onReset: @escaping () -> Void) {
         resetHandler = onReset
+    }
+
+    public func captureState() -> State {
+        lock.withLock {
+            State(commandByte: commandByte, outputPort: outputPort,
+                  outputBytes: outputQueue.map(\.byte), outputFromAux: outputQueue.map(\.fromAux),
+                  lastData: lastData, lastWriteWasCommand: lastWriteWasCommand,
+                  pendingCommand: pending.rawValue)
+        }
+    }
+
+    public func restoreState(_ state: State) throws {
+        guard let pendingWrite = PendingWrite(rawValue: state.pendingCommand) else {
+            throw StateError.invalidPendingCommand(state.pendingCommand)
+        }
+        guard state.outputBytes.count == state.outputFromAux.count,
+              state.outputBytes.count <= I8042.outputQueueLimit else {
+            throw StateError.invalidOutputQueue(bytes: state.outputBytes.count, flags: state.outputFromAux.count)
+        }
+        lock.withLock {
+            commandByte = state.commandByte
+            outputPort = state.outputPort
+            outputQueue = zip(state.outputBytes, state.outputFromAux).map { ($0, $1) }
+            lastData = state.lastData
+            lastWriteWasCommand = state.lastWriteWasCommand
+            pending = pendingWrite
+        }
     }
 
     public func read(offset: UInt16, size: Int) -> UInt32 {
