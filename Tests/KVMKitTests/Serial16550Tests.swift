@@ -216,6 +216,8 @@ final class Serial16550Tests: XCTestCase {
         var received: [UInt8] = []
         while rd(UARTRegister.lineStatus) & LSR.dataReady != 0 { received.append(rd(UARTRegister.data)) }
         XCTAssertEqual(received, (0..<64).map { UInt8($0) }, "the first 64 bytes survive")
+        XCTAssertEqual(uart.metrics.overrunBytes, 200 - 64)
+        XCTAssertEqual(uart.metrics.transmittedBytes, 0, "loopback bytes never reach the sink")
         XCTAssertEqual(rd(UARTRegister.data), 0, "reading an empty receiver is harmless")
     }
 
@@ -279,6 +281,47 @@ final class Serial16550Tests: XCTestCase {
         var received: [UInt8] = []
         while rd(UARTRegister.lineStatus) & LSR.dataReady != 0 { received.append(rd(UARTRegister.data)) }
         XCTAssertEqual(received, Array("0123456789".utf8), "no deadlock, no loss")
+    }
+
+    // MARK: What Linux's 8250 driver checks
+
+    /// The register dance of Linux 6.1's autoconfig() and serial8250_do_startup(), reduced
+    /// to the reads whose answers decide whether the port works and as what.
+    func testLinux8250ProbeFindsA16550AWithoutTHREBug() {
+        // Existence test: IER must hold 0 and 0x0F.
+        wr(UARTRegister.interruptEnable, 0)
+        XCTAssertEqual(rd(UARTRegister.interruptEnable) & 0x0F, 0)
+        wr(UARTRegister.interruptEnable, 0x0F)
+        XCTAssertEqual(rd(UARTRegister.interruptEnable) & 0x0F, 0x0F)
+        wr(UARTRegister.interruptEnable, 0)
+        // Loopback test: MCR = LOOP | 0x0A must show DCD | CTS.
+        wr(UARTRegister.modemControl, MCR.loopback | 0x0A)
+        XCTAssertEqual(rd(UARTRegister.modemStatus) & 0xF0, 0x90)
+        wr(UARTRegister.modemControl, 0)
+        // FIFO probe: IIR bits 6–7 = 3 means 16550A.
+        wr(UARTRegister.fifoControl, FCR.enableFIFOs)
+        XCTAssertEqual(rd(UARTRegister.interruptIdentification) >> 6, 3)
+        // EFR probe (LCR = 0xBF, offset 2 must not read 0: no 16650).
+        wr(UARTRegister.lineControl, 0xBF)
+        XCTAssertNotEqual(rd(2), 0)
+        // 16750 probe: the 64-byte bit (IIR bit 5) never answers.
+        wr(UARTRegister.lineControl, 0)
+        wr(UARTRegister.fifoControl, FCR.enableFIFOs | 0x20)
+        XCTAssertEqual(rd(UARTRegister.interruptIdentification) & 0xE0, 0xC0)
+        // XScale probe: IER bit 6 does not stick.
+        wr(UARTRegister.interruptEnable, 0x40)
+        XCTAssertEqual(rd(UARTRegister.interruptEnable) & 0x40, 0)
+        wr(UARTRegister.interruptEnable, 0)
+        // Startup's THRE test: THRE must be re-asserted when ETBEI is re-enabled.
+        wr(UARTRegister.interruptEnable, IER.transmitterHoldingEmpty)
+        let iir1 = rd(UARTRegister.interruptIdentification)
+        wr(UARTRegister.interruptEnable, 0)
+        wr(UARTRegister.interruptEnable, IER.transmitterHoldingEmpty)
+        let iir2 = rd(UARTRegister.interruptIdentification)
+        wr(UARTRegister.interruptEnable, 0)
+        XCTAssertEqual(iir1 & IIR.noInterruptPending, 0)
+        XCTAssertEqual(iir2 & IIR.noInterruptPending, 0, "no UART_BUG_THRE")
+        XCTAssertNotEqual(rd(UARTRegister.lineStatus), 0xFF, "LSR safety check")
     }
 
     // MARK: State
@@ -358,5 +401,7 @@ final class Serial16550Tests: XCTestCase {
         }
         XCTAssertEqual(received, input)
         XCTAssertEqual(out.bytes.count, total)
+        XCTAssertEqual(uart.metrics.receivedBytes, UInt64(total))
+        XCTAssertEqual(uart.metrics.transmittedBytes, UInt64(total))
     }
 }

@@ -65,6 +65,22 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
     // Host-side bookkeeping, not guest state.
     private var interruptLevel = false
     private var hostIsWaitingForSpace = false
+    private var counters = Metrics()
+
+    /// Counters for diagnostics (not part of `State`).
+    public struct Metrics: Equatable, Sendable {
+        /// Bytes the guest wrote to THR outside loopback (handed to the output sink).
+        public var transmittedBytes: UInt64 = 0
+        /// Bytes the host put in the receive FIFO.
+        public var receivedBytes: UInt64 = 0
+        /// Bytes lost to receiver overruns (only loopback can overrun).
+        public var overrunBytes: UInt64 = 0
+        /// Interrupt line level changes driven.
+        public var interruptLevelChanges: UInt64 = 0
+    }
+
+    /// A snapshot of the counters.
+    public var metrics: Metrics { lock.withLock { counters } }
 
     /// - Parameters:
     ///   - interrupt: the UART's IRQ line (GSI 4 for COM1).
@@ -101,6 +117,7 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
                 pushReceived(byte)
                 accepted += 1
             }
+            counters.receivedBytes &+= UInt64(accepted)
             hostIsWaitingForSpace = accepted < bytes.count
             updateInterruptLocked()
             return accepted
@@ -324,6 +341,7 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
         if loopbackEnabled {
             receiveFromLine(byte)
         } else {
+            counters.transmittedBytes &+= 1
             output.write(byte)
         }
         // … and the byte leaves at once, so THR is empty again: a new THRE interrupt.
@@ -367,6 +385,7 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
             return
         }
         lineStatusErrors |= LSR.overrunError
+        counters.overrunBytes &+= 1
         if !fifosEnabled {
             // Without FIFOs the new byte overwrites RBR; with them it is lost in the
             // shift register and the FIFO is untouched.
@@ -415,6 +434,7 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
         let level = interruptPendingLocked
         if level != interruptLevel {
             interruptLevel = level
+            counters.interruptLevelChanges &+= 1
             interrupt.setLevel(level)
         }
     }
