@@ -80,4 +80,48 @@ final class DevicesOnKVMTests: XCTestCase {
         XCTAssertEqual(bus.unhandled.readCount + bus.unhandled.writeCount, 0)
         XCTAssertEqual(uart.metrics.transmittedBytes, 5)
     }
+
+    /// The same UART model in an MMIO window (1-byte registers), as `--serial-mmio` uses it.
+    func testUARTInAnMMIOWindow() throws {
+        let kvm = try requireKVM()
+        let vm = try kvm.createVM()
+        let memory = try GuestMemory(layout: [(0, 0x10000)])
+        try vm.setMemory(memory)
+        let code: [UInt8] = [
+            0xBB, 0x00, 0x20, 0x8E, 0xDB,        // mov bx, 0x2000; mov ds, bx  ; ds base 0x20000
+            0xC6, 0x06, 0x00, 0x00, 0x4D,        // mov byte [0], 'M'           ; THR
+            0xA0, 0x05, 0x00,                    // mov al, [5]                 ; LSR
+            0xA2, 0x07, 0x00,                    // mov [7], al                 ; SCR := LSR
+            0xF4,                                // hlt
+        ]
+        try memory.write(at: 0x1000, bytes: code)
+        let output = BoundedOutputBuffer(capacity: 64) {}
+        let uart = Serial16550(interrupt: DeviceTestInterruptLine(), output: output)
+        let bus = MMIOBus()
+        try bus.attach(uart, base: 0x20000, size: 0x1000, name: "UART (MMIO)")
+        let vcpu = try vm.createVCPU(id: 0)
+        var sregs = try vcpu.getSpecialRegisters()
+        sregs.cs.base = 0
+        sregs.cs.selector = 0
+        try vcpu.setSpecialRegisters(sregs)
+        var regs = kvm_regs()
+        regs.rip = 0x1000
+        regs.rflags = 2
+        try vcpu.setRegisters(regs)
+        var halted = false
+        for _ in 0..<50 where !halted {
+            switch try vcpu.run() {
+            case .mmioWrite(let address, _, let data): bus.handleWrite(address: address, data: data)
+            case .mmioRead(let address, _, let data): bus.handleRead(address: address, data: data)
+            case .halt: halted = true
+            case .interrupted: continue
+            case let exit:
+                XCTFail("unexpected exit \(exit)")
+                return
+            }
+        }
+        XCTAssertTrue(halted)
+        XCTAssertEqual(output.readAll(), [0x4D])
+        XCTAssertEqual(uart.captureState().scratch, 0x60, "LSR: THRE | TEMT")
+    }
 }
