@@ -6,6 +6,10 @@ public struct GuestRAMLayout: Equatable {
     public static let highRAMStart: UInt64 = 0x1_0000_0000
     /// Enough for the low 1 MiB (boot structures, firmware tables) and a little above.
     public static let minimumBytes: UInt64 = 2 << 20
+    /// KVM_SET_TSS_ADDR (three pages) and KVM_SET_IDENTITY_MAP_ADDR (one page) for Intel
+    /// VMX, in the hole below 4 GiB clear of the IOAPIC and LAPIC windows (QEMU's choice).
+    public static let tssAddress: UInt64 = 0xFFFB_D000
+    public static let identityMapAddress: UInt64 = 0xFFFB_C000
 
     public let totalBytes: UInt64
     /// RAM regions to map: (guest address, size).
