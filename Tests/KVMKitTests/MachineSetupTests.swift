@@ -216,3 +216,20 @@ final class GuestCPUIDTests: XCTestCase {
         XCTAssertEqual(CPUIDEntry(e.kvm), e)
     }
 }
+
+final class BootLAPICTests: XCTestCase {
+    func testLINTDeliveryModes() {
+        var regs = [UInt8](repeating: 0, count: 1024)
+        regs[0x350] = 0xFF; regs[0x351] = 0x04; regs[0x352] = 0x01  // vector 0xFF, mode NMI, masked
+        BootLAPIC.configureLINT(&regs)
+        XCTAssertEqual(regs[0x350], 0xFF)
+        XCTAssertEqual(regs[0x351] & 0x07, 0x07)  // ExtINT
+        XCTAssertEqual(regs[0x352], 0x01)  // other bits kept
+        XCTAssertEqual(regs[0x361] & 0x07, 0x04)  // NMI
+        var lapic = kvm_lapic_state()
+        BootLAPIC.configureLINT(&lapic)
+        let bytes = withUnsafeBytes(of: lapic.regs) { Array($0) }
+        XCTAssertEqual(bytes[0x351], 0x07)
+        XCTAssertEqual(bytes[0x361], 0x04)
+    }
+}

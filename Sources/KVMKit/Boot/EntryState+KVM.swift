@@ -82,3 +82,12 @@ extension FPUState {
         return f
     }
 }
+
+extension BootLAPIC {
+    /// Apply `configureLINT` to the state from KVM_GET_LAPIC; pass the result to KVM_SET_LAPIC.
+    public static func configureLINT(_ lapic: inout kvm_lapic_state) {
+        var bytes = withUnsafeBytes(of: lapic.regs) { Array($0) }
+        configureLINT(&bytes)
+        withUnsafeMutableBytes(of: &lapic.regs) { $0.copyBytes(from: bytes) }
+    }
+}
