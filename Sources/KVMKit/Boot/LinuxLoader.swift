@@ -33,6 +33,15 @@ public struct LoadedKernel {
 /// Loads a Linux kernel, initrd and command line into guest memory and builds the boot
 /// structures (boot_params or hvm_start_info, page tables, GDT). Every check runs before
 /// the first byte is written, so a bad input leaves guest memory untouched.
+///
+///     let layout = try GuestRAMLayout(memoryMiB: 512)
+///     let kernel = try LinuxKernel(contentsOf: path)          // bzImage or ELF, by magic
+///     let memory = try GuestMemory(layout: layout.regions)
+///     let boot = try LinuxLoader.load(kernel, into: memory, layout: layout,
+///                                     commandLine: "console=ttyS0", initrd: .path(initrdPath),
+///                                     acpiRSDP: 0xE0000)
+///     // vCPU 0: sregs from KVM_GET_SREGS, then boot.entry.apply(to: &sregs); boot.entry.kvmRegs.
+///     // Every vCPU: GuestCPUID.entries(...), BootMSRs.entries, FPUState(), BootLAPIC.configureLINT.
 public enum LinuxLoader {
     public static let bootParamsAddress: UInt64 = 0x7000
     public static let commandLineAddress: UInt64 = 0x20000
