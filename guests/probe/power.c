@@ -14,6 +14,6 @@ void poweroff(void) {
 	for (volatile int i = 0; i < 1000; i++) { }
 	/* triple fault: an empty IDT and an exception (QEMU -no-reboot exits) */
 	struct __attribute__((packed)) { u16 limit; u64 base; } idt = { 0, 0 };
-	__asm__ volatile("lidt %0; int3" : : "m"(idt));
+	__asm__ volatile("lidt %0; ud2" : : "m"(idt));
 	for (;;) __asm__ volatile("cli; hlt");
 }

@@ -27,16 +27,28 @@ static const char *t_serial(void) {
 	return NULL;
 }
 
+/* The Linux boot path (what swiftvmm builds) must give a sorted, non-overlapping table
+ * without empty entries. QEMU's PVH firmware hands over an unsorted table with an empty
+ * last entry, so for PVH the check runs on a sorted copy without empty entries. */
 static const char *t_e820(void) {
-	if (boot.e820_n == 0) return "no entries";
+	static struct e820 m[E820_MAX];
+	int n = 0;
+	for (int i = 0; i < boot.e820_n; i++) {
+		if (boot.kind == BOOT_PVH && boot.e820[i].size == 0) continue;
+		m[n++] = boot.e820[i];
+	}
+	if (boot.kind == BOOT_PVH)
+		for (int i = 1; i < n; i++)
+			for (int j = i; j > 0 && m[j].addr < m[j - 1].addr; j--) { struct e820 t = m[j]; m[j] = m[j - 1]; m[j - 1] = t; }
+	if (n == 0) return "no entries";
 	u64 ram = 0;
 	bool covers = false;
-	for (int i = 0; i < boot.e820_n; i++) {
-		struct e820 *e = &boot.e820[i];
+	for (int i = 0; i < n; i++) {
+		struct e820 *e = &m[i];
 		if (e->size == 0) return "entry of size 0";
 		if (e->addr + e->size < e->addr) return "entry wraps around";
 		if (e->type < 1 || e->type > 5) return "unknown entry type";
-		if (i && e->addr < boot.e820[i - 1].addr + boot.e820[i - 1].size) return "entries unsorted or overlapping";
+		if (i && e->addr < m[i - 1].addr + m[i - 1].size) return "entries unsorted or overlapping";
 		if (e->type == 1) {
 			ram += e->size;
 			if (e->addr <= (u64)_kernel_start && e->addr + e->size >= (u64)_end) covers = true;
