@@ -25,7 +25,7 @@ void serial_init(void) {
 void serial_putc(char c) {
 	if (c == '\n') serial_putc('\r');
 	/* bounded wait: a VMM without a UART model must not hang us */
-	for (int i = 0; i < 100000 && !(inb(COM1 + LSR) & LSR_THRE); i++) { }
+	for (int i = 0; i < 10000 && !(inb(COM1 + LSR) & LSR_THRE); i++) { }
 	outb(COM1 + THR, (u8)c);
 }
 
