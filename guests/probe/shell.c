@@ -75,6 +75,7 @@ static const char help[] =
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
 	"  bench blk read|write MIB sequential virtio-blk I/O (write overwrites the disk)\n"
+	"  fault                    execute ud2 (exception report, then power off)\n"
 	"  poweroff                 power off\n";
 
 static void execute(const char *p) {
@@ -90,6 +91,7 @@ static void execute(const char *p) {
 	else if (is(w, n, "blk")) blk_info();
 	else if (is(w, n, "rng")) rng_show();
 	else if (is(w, n, "poweroff")) poweroff();
+	else if (is(w, n, "fault")) __asm__ volatile("ud2"); /* exercise the exception report */
 	else if (is(w, n, "test")) {
 		if (word(&p, &a, &an)) run_tests(a, an); else printk("usage: test all|NAME,...\n");
 	} else if (is(w, n, "bench")) {
