@@ -10,7 +10,6 @@ static const char *kind_name(int k) {
 void kmain(int kind, u64 info) {
 	serial_init();
 	idt_init();
-	crc32_init();
 	boot_parse(kind, info);
 	printk("\nswiftvmm probe %s (entry %s, info at 0x%llx)\n", PROBE_VERSION, kind_name(kind), info);
 	if (kind == BOOT_PVH && !boot.e820_n && !boot.cmdline[0]) printk("probe: no valid hvm_start_info\n");

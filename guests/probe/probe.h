@@ -36,7 +36,6 @@ size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 bool parse_u64(const char *s, size_t n, u64 *out); /* decimal or 0x hex, whole string */
-void crc32_init(void);
 u32 crc32_update(u32 crc, const void *p, size_t n); /* start with 0, IEEE (zlib) CRC */
 void printk(const char *fmt, ...); /* %s %c %d %u %x %lx %llx %llu %p, width/0-pad for x/u */
 

@@ -14,6 +14,7 @@ static const char *t_serial(void) {
 	outb(com + 7, 0xA5);
 	if (inb(com + 7) != 0xA5) return "scratch register does not hold 0xa5";
 	u8 mcr = inb(com + 4);
+	for (int i = 0; i < 10000 && !(inb(com + 5) & 0x40); i++) { } /* TEMT: our output has left */
 	outb(com + 4, 0x10); /* loopback */
 	for (int i = 0; i < 64 && (inb(com + 5) & 1); i++) inb(com); /* drain */
 	outb(com, 0x42);
