@@ -18,13 +18,13 @@ struct bootinfo boot;
 static u32 rd32(u64 a) { return *(volatile u32 *)a; }
 static u64 rd64(u64 a) { return *(volatile u64 *)a; }
 
+/* Copy at most `limit` bytes (cmdline_size excludes the NUL); flag a missing NUL. */
 static void copy_cmdline(u64 ptr, u32 limit) {
 	size_t i = 0;
 	if (ptr) {
 		const char *s = (const char *)ptr;
 		while (i < sizeof boot.cmdline - 1 && i < limit && s[i]) { boot.cmdline[i] = s[i]; i++; }
-		if (i < limit && s[i] && i == sizeof boot.cmdline - 1) boot.cmdline_truncated = true;
-		if (i == limit && limit) boot.cmdline_truncated = true; /* no NUL within cmdline_size */
+		if (s[i]) boot.cmdline_truncated = true;
 	}
 	boot.cmdline[i] = 0;
 }
