@@ -119,7 +119,7 @@ void virtio_discover(void) {
 struct vdev *virtio_find(u32 id) {
 	virtio_discover();
 	for (int i = 0; i < vdev_n; i++)
-		if (vdevs[i].id == id && vdevs[i].version == 2) return &vdevs[i];
+		if (vdevs[i].id == id) return &vdevs[i];
 	return NULL;
 }
 
@@ -130,6 +130,7 @@ u64 virtio_cfg64(struct vdev *d, u32 off) {
 
 const char *virtio_init(struct vdev *d, u64 want, int nq) {
 	if (d->ready) return NULL;
+	if (d->version != 2) return "legacy transport (version 1); the probe drives virtio-mmio version 2 only";
 	wr(d, R_STATUS, 0);
 	for (int i = 0; i < 1000 && rr(d, R_STATUS) != 0; i++) { }
 	if (rr(d, R_STATUS) != 0) return "reset did not complete";
