@@ -109,6 +109,25 @@ final class IASLTests: XCTestCase {
         return rest.first { $0.name == name }?.value
     }
 
+    /// The largest machine the layout allows: 254 vCPUs and a virtio device on every free
+    /// GSI (5…23 without 8), which pushes the MP configuration table out of its KiB.
+    func testLargestMachineDisassembles() throws {
+        let gsis = (5...23).filter { $0 != 8 }.map { UInt32($0) }
+        let layout = FirmwareLayout(
+            cpuCount: FirmwareLayout.maxCPUCount,
+            virtioMMIO: gsis.enumerated().map { .init(base: 0xD000_0000 + UInt64($0.offset) * 0x1000, size: 0x1000, gsi: $0.element) },
+            serialMMIO: .init(base: 0xD100_0000, size: 8, gsi: nil))
+        let dsl = try disassembleAll(layout)
+        let madt = try XCTUnwrap(dsl["MADT"])
+        XCTAssertEqual(madt.components(separatedBy: "[Processor Local APIC]").count - 1, 254)
+        let dsdt = flat(try XCTUnwrap(dsl["DSDT"]))
+        XCTAssertEqual(dsdt.components(separatedBy: "\"LNRO0005\"").count - 1, gsis.count)
+        XCTAssertTrue(dsdt.contains("Device (VR10)"), dsdt)
+        XCTAssertTrue(dsdt.contains("{ 0x00000017, }"), "GSI 23")
+        XCTAssertTrue(dsdt.contains("Memory32Fixed (ReadWrite, 0xD1000000, // Address Base 0x00000008, // Address Length ) })"),
+                      "polled MMIO UART has no Interrupt:\n\(dsdt)")
+    }
+
     func testFADTAsACPICASeesIt() throws {
         let f = fields(try XCTUnwrap(try disassembleAll(sampleLayout(cpus: 1))["FADT"]))
         XCTAssertEqual(field("Revision", in: f), "06")
