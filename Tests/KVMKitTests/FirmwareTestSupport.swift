@@ -25,3 +25,9 @@ func le16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) | UInt16(b[o + 1]) <<
 func le32(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[o + $1]) << (8 * $1) } }
 func le64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * $1) } }
 func ascii(_ b: [UInt8], _ o: Int, _ n: Int) -> String { String(decoding: b[o..<o + n], as: UTF8.self) }
+
+/// A test that cannot run as configured (a missing tool under CI, a bad environment value).
+struct TestSetupError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

@@ -2,11 +2,6 @@ import Foundation
 import XCTest
 @testable import KVMKit
 
-struct ToolMissing: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
-}
-
 /// The ACPI tables as Linux would read them, checked by ACPICA's own tools: `iasl -d`
 /// must disassemble every table cleanly, and the disassembled DSDT must compile again.
 /// Needs `iasl` (Debian: acpica-tools). Without it the tests skip, except under CI=true.
@@ -19,7 +14,7 @@ final class IASLTests: XCTestCase {
         let found = path.split(separator: ":").map { "\($0)/iasl" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let found else {
             let message = "iasl not found in PATH (install acpica-tools)"
-            if ProcessInfo.processInfo.environment["CI"] == "true" { throw ToolMissing(message: message + " (CI=true: required)") }
+            if ProcessInfo.processInfo.environment["CI"] == "true" { throw TestSetupError(message: message + " (CI=true: required)") }
             throw XCTSkip(message)
         }
         iasl = found
