@@ -51,14 +51,20 @@ public final class ConsoleBackend {
     /// Host input bytes the guest device accepted.
     public var inputBytes: UInt64 { feeder.bytesDelivered }
 
-    public init(mode: ConsoleMode, port: ConsoleGuestPort, loop: EventLoop, onQuit: @escaping () -> Void) {
+    public convenience init(mode: ConsoleMode, port: ConsoleGuestPort, loop: EventLoop, onQuit: @escaping () -> Void) {
+        self.init(mode: mode, port: port, loop: loop, stdio: (0, 1), onQuit: onQuit)
+    }
+
+    /// `stdio`: the fds `.stdio` uses instead of 0 and 1 (tests drive it through a pty).
+    init(mode: ConsoleMode, port: ConsoleGuestPort, loop: EventLoop, stdio: (input: Int32, output: Int32),
+         onQuit: @escaping () -> Void) {
         self.mode = mode
         self.loop = loop
         self.port = port
         self.feeder = ConsoleInputFeeder(port: port)
         self.onQuit = onQuit
         switch mode {
-        case .stdio: host = StdioConsoleHost(backend: self)
+        case .stdio: host = StdioConsoleHost(backend: self, stdin: stdio.input, stdout: stdio.output)
         case .file(let path): host = FileConsoleHost(path: path)
         case .socket(let path): host = ConsoleSocketServer(path: path, backend: self)
         case .none: host = DiscardConsoleHost()

@@ -21,7 +21,7 @@ final class StdioConsoleHost: ConsoleHost {
     private var inputRegistered = false
     private var inputOpen = false
 
-    private var output: (fd: Int32, owned: Bool) = (1, false)
+    private var output: (fd: Int32, owned: Bool) = (-1, false)
     private var outputPolled = false
     private var outputRegistered = false
     private var outputBroken = false
@@ -33,7 +33,15 @@ final class StdioConsoleHost: ConsoleHost {
     private var pendingEnd = 0
     private(set) var discardedBytes: UInt64 = 0
 
-    init(backend: ConsoleBackend) { self.backend = backend }
+    /// The process's stdin and stdout; other fds for tests (a pty pair).
+    private let stdinFD: Int32
+    private let stdoutFD: Int32
+
+    init(backend: ConsoleBackend, stdin: Int32 = 0, stdout: Int32 = 1) {
+        self.backend = backend
+        self.stdinFD = stdin
+        self.stdoutFD = stdout
+    }
 
     deinit {
         readBuffer.deallocate()
@@ -42,10 +50,10 @@ final class StdioConsoleHost: ConsoleHost {
 
     func start() throws {
         // Output first, so a failure leaves the terminal untouched.
-        if ConsoleIO.isRegularFile(1) {
-            output = (1, false)
+        if ConsoleIO.isRegularFile(stdoutFD) {
+            output = (stdoutFD, false)
         } else {
-            output = try ConsoleIO.nonblockingCopy(of: 1, forWriting: true)
+            output = try ConsoleIO.nonblockingCopy(of: stdoutFD, forWriting: true)
             outputPolled = true
         }
         do {
@@ -57,15 +65,15 @@ final class StdioConsoleHost: ConsoleHost {
     }
 
     private func startInput() throws {
-        if TerminalRawMode.isTerminal(0) {
-            rawMode = try TerminalRawMode(fd: 0)
+        if TerminalRawMode.isTerminal(stdinFD) {
+            rawMode = try TerminalRawMode(fd: stdinFD)
             parser = EscapeKeyParser()
         }
         inputOpen = true
-        if ConsoleIO.isRegularFile(0) {
-            input = (0, false)
+        if ConsoleIO.isRegularFile(stdinFD) {
+            input = (stdinFD, false)
         } else {
-            input = try ConsoleIO.nonblockingCopy(of: 0, forWriting: false)
+            input = try ConsoleIO.nonblockingCopy(of: stdinFD, forWriting: false)
             inputPolled = true
         }
         if inputPolled {
