@@ -9,8 +9,18 @@ final class FakeConsolePort: ConsoleGuestPort {
     private let lock = NSLock()
     private var output: [UInt8] = []
     private var inputRoom: Int
-    private(set) var received: [UInt8] = []
+    private var receivedBytes: [UInt8] = []
     let notify: EventFD
+
+    var received: [UInt8] {
+        lock.lock(); defer { lock.unlock() }
+        return receivedBytes
+    }
+
+    var pendingOutput: Int {
+        lock.lock(); defer { lock.unlock() }
+        return output.count
+    }
 
     init(inputRoom: Int = Int.max) throws {
         self.inputRoom = inputRoom
@@ -22,7 +32,7 @@ final class FakeConsolePort: ConsoleGuestPort {
     func enqueueInput(_ bytes: UnsafeRawBufferPointer) -> Int {
         lock.lock(); defer { lock.unlock() }
         let n = min(bytes.count, inputRoom)
-        received.append(contentsOf: bytes.prefix(n))
+        receivedBytes.append(contentsOf: bytes.prefix(n))
         inputRoom -= n
         return n
     }
@@ -52,8 +62,7 @@ final class FakeConsolePort: ConsoleGuestPort {
     }
 
     var receivedText: String {
-        lock.lock(); defer { lock.unlock() }
-        return String(decoding: received, as: UTF8.self)
+        String(decoding: received, as: UTF8.self)
     }
 }
 
