@@ -78,7 +78,7 @@ public final class ConsoleAttachClient {
     }
 
     private func connectSocket() throws {
-        guard let type = UnixSocketAddress.fileType(path) else { throw ConsoleError.noSuchSocket(path: path) }
+        guard let type = UnixSocketAddress.fileType(path, followSymlinks: true) else { throw ConsoleError.noSuchSocket(path: path) }
         guard type == S_IFSOCK else { throw ConsoleError.pathIsNotSocket(path: path) }
         let c = try UnixSocketAddress.connect(path)
         switch c.errno {

@@ -107,15 +107,23 @@ public final class ConsoleSocketServer: ConsoleHost {
         }
     }
 
-    /// readable unless the guest is not taking input; writable while the client lags.
+    /// Readable (and peer-closed) unless the guest is not taking input; writable while the
+    /// client lags. Nothing wanted → not registered at all, because a closed peer reports
+    /// EPOLLHUP whatever was asked for, which would spin while input is blocked.
     private func updateClientEvents() {
         guard client >= 0 else { return }
-        var wanted: EventLoop.Events = [.peerClosedWrite]
-        if !backend.feeder.isBlocked { wanted.insert(.readable) }
+        var wanted: EventLoop.Events = []
+        if !backend.feeder.isBlocked { wanted.formUnion([.readable, .peerClosedWrite]) }
         if clientCursor < replay.endPosition { wanted.insert(.writable) }
-        if wanted == clientEvents, loop.isRegistered(fd: client) { return }
+        let registered = loop.isRegistered(fd: client)
+        if wanted.isEmpty {
+            if registered { loop.unregister(fd: client) }
+            clientEvents = []
+            return
+        }
+        if wanted == clientEvents, registered { return }
         do {
-            if loop.isRegistered(fd: client) {
+            if registered {
                 try loop.modify(fd: client, events: wanted)
             } else {
                 try loop.register(fd: client, events: wanted) { [unowned self] events in self.clientEvent(events) }
@@ -128,8 +136,11 @@ public final class ConsoleSocketServer: ConsoleHost {
 
     private func clientEvent(_ events: EventLoop.Events) {
         if events.contains(.writable) { flushToClient() }
-        if client >= 0, events.contains(.readable) || events.contains(.hangup) || events.contains(.peerClosedWrite) || events.contains(.error) {
-            readFromClient()
+        guard client >= 0 else { return }
+        if !backend.feeder.isBlocked {
+            if !events.intersection([.readable, .hangup, .peerClosedWrite, .error]).isEmpty { readFromClient() }
+        } else if !events.intersection([.hangup, .error]).isEmpty {
+            disconnectClient()  // gone for good while we only wanted to write to it
         }
     }
 

@@ -34,9 +34,11 @@ enum UnixSocketAddress {
         return (fd, 0)
     }
 
-    static func fileType(_ path: String) -> mode_t? {
+    /// The type bits of `path` (S_IFSOCK, ...); nil when it does not exist. The server
+    /// looks at the link itself (it may unlink it), the client follows links.
+    static func fileType(_ path: String, followSymlinks: Bool = false) -> mode_t? {
         var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
+        guard (followSymlinks ? stat(path, &st) : lstat(path, &st)) == 0 else { return nil }
         return st.st_mode & S_IFMT
     }
 }
