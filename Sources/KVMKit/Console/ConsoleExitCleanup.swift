@@ -4,7 +4,9 @@ import Glibc
 /// Process-wide undo list for what the console changes outside the process: a terminal's
 /// termios, file-status flags of inherited fds, and the socket file it created. Run at
 /// `exit` (atexit hook) and from handlers for terminating and crashing signals, which then
-/// re-raise the signal with its default action, so the shell sees the usual status.
+/// put back the signal's previous disposition and re-raise it — the default action (the
+/// shell sees the usual "killed by" status) or whatever handler was there before (e.g. the
+/// Swift runtime's crash backtracer). A signal that was ignored (nohup) stays ignored.
 ///
 /// Storage is fixed and preallocated; the signal path only calls async-signal-safe
 /// functions (tcsetattr, fcntl, unlink, signal, raise).
@@ -23,13 +25,18 @@ public enum ConsoleExitCleanup {
         var flagFDs: UnsafeMutablePointer<Int32>     // -1 = free
         var flagValues: UnsafeMutablePointer<Int32>
         var socketPath: UnsafeMutablePointer<CChar>  // "" = none
+        var previousActions: UnsafeMutablePointer<sigaction>  // indexed by signal number
     }
+
+    private static let signalSlots = 65  // NSIG on Linux
 
     private static let storage: Storage = {
         let s = Storage(
             termiosArmed: .allocate(capacity: 1), termiosFD: .allocate(capacity: 1),
             termios: .allocate(capacity: 1), flagFDs: .allocate(capacity: maxFlagRestores),
-            flagValues: .allocate(capacity: maxFlagRestores), socketPath: .allocate(capacity: maxPathBytes))
+            flagValues: .allocate(capacity: maxFlagRestores), socketPath: .allocate(capacity: maxPathBytes),
+            previousActions: .allocate(capacity: signalSlots))
+        s.previousActions.initialize(repeating: sigaction(), count: signalSlots)
         s.termiosArmed.pointee = 0
         s.termiosFD.pointee = -1
         s.termios.initialize(to: termios())
@@ -55,10 +62,25 @@ public enum ConsoleExitCleanup {
         atexit { ConsoleExitCleanup.runNow() }
         let handler: @convention(c) (Int32) -> Void = { sig in
             ConsoleExitCleanup.runNow()
-            signal(sig, SIG_DFL)
-            raise(sig)  // delivered with the default action once this handler returns
+            if sig > 0, Int(sig) < ConsoleExitCleanup.signalSlots {
+                sigaction(sig, ConsoleExitCleanup.storage.previousActions + Int(sig), nil)
+            } else {
+                signal(sig, SIG_DFL)
+            }
+            raise(sig)  // delivered to the previous disposition once this handler returns
         }
-        for s in signals { signal(s, handler) }
+        let ignored = unsafeBitCast(SIG_IGN, to: Int.self)
+        for sig in signals where sig > 0 && Int(sig) < signalSlots {
+            var previous = sigaction()
+            guard sigaction(sig, nil, &previous) == 0 else { continue }
+            if unsafeBitCast(previous.__sigaction_handler.sa_handler, to: Int.self) == ignored { continue }
+            storage.previousActions[Int(sig)] = previous
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = handler
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = Int32(SA_ONSTACK)
+            sigaction(sig, &action, nil)
+        }
     }
 
     /// Undo everything recorded. Idempotent, async-signal-safe.
