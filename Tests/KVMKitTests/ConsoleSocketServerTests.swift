@@ -61,7 +61,9 @@ final class ConsoleSocketServerTests: XCTestCase {
         XCTAssertEqual(replay, "boot message 1\r\nlogin: # output while detached\r\n")
         third.send(bytes: [0x01, 0x01, 0x41])  // Ctrl-A Ctrl-A sends one 0x01
         XCTAssertTrue(waitUntil { self.port.received.suffix(2) == [0x01, 0x41] })
-        XCTAssertEqual(console.socketServer?.clientsRefusedBusy, 1)
+        XCTAssertEqual(console.metrics.clientsRefusedBusy, 1)
+        XCTAssertEqual(console.metrics.clientsServed, 2)
+        XCTAssertEqual(console.metrics.inputBytes, 7)
     }
 
     func testCtrlAxFromClientRequestsQuit() throws {
@@ -80,6 +82,23 @@ final class ConsoleSocketServerTests: XCTestCase {
         let got = client.read(until: "line 9999\n")
         XCTAssertEqual(got.utf8.count, 65536)
         XCTAssertEqual(Array(got.utf8), Array(text.utf8.suffix(65536)))
+    }
+
+    /// A client that does not read never holds up the guest: the server skips it ahead in
+    /// the replay ring and counts what it missed; the newest output still arrives.
+    func testLaggingClientSkipsAheadGuestNeverWaits() throws {
+        let client = try TestClient(path: path)
+        XCTAssertTrue(waitUntil { self.console.socketServer!.hasClient })
+        let line = String(repeating: "y", count: 1023) + "\n"
+        var total = 0
+        for _ in 0..<1024 { port.guestWrites(line); total += line.utf8.count }  // 1 MiB
+        port.guestWrites("THE END\n")
+        total += 8
+        XCTAssertTrue(waitUntil { self.console.outputBytes == UInt64(total) }, "guest output fully drained")
+        let got = client.read(until: "THE END\n", timeout: 10)
+        XCTAssertTrue(got.hasSuffix("THE END\n"))
+        XCTAssertGreaterThan(console.metrics.clientSkippedBytes, 0)
+        XCTAssertEqual(UInt64(got.utf8.count) + console.metrics.clientSkippedBytes, UInt64(total))
     }
 
     func testSocketFileIsPrivateAndRemovedOnShutdown() throws {

@@ -51,6 +51,32 @@ public final class ConsoleBackend {
     /// Host input bytes the guest device accepted.
     public var inputBytes: UInt64 { feeder.bytesDelivered }
 
+    /// Counters for `swiftvmm` to report at exit. Drops for a full guest-side buffer are
+    /// counted there (`BoundedOutputBuffer.droppedBytes`), not here. Loop thread, or after
+    /// the loop stopped.
+    public struct Metrics: Equatable, Sendable {
+        public var outputBytes: UInt64 = 0
+        public var inputBytes: UInt64 = 0
+        /// Output thrown away on the host side: stdout failed (EPIPE, EIO) or a file write failed.
+        public var hostDiscardedBytes: UInt64 = 0
+        /// Output a lagging socket client never saw (it fell more than 64 KiB behind).
+        public var clientSkippedBytes: UInt64 = 0
+        public var clientsServed: UInt64 = 0
+        public var clientsRefusedBusy: UInt64 = 0
+    }
+
+    public var metrics: Metrics {
+        var m = Metrics(outputBytes: outputBytes, inputBytes: inputBytes)
+        if let stdio = host as? StdioConsoleHost { m.hostDiscardedBytes = stdio.discardedBytes }
+        if let file = host as? FileConsoleHost { m.hostDiscardedBytes = file.discardedBytes }
+        if let server = host as? ConsoleSocketServer {
+            m.clientSkippedBytes = server.skippedBytes
+            m.clientsServed = server.clientsServed
+            m.clientsRefusedBusy = server.clientsRefusedBusy
+        }
+        return m
+    }
+
     public convenience init(mode: ConsoleMode, port: ConsoleGuestPort, loop: EventLoop, onQuit: @escaping () -> Void) {
         self.init(mode: mode, port: port, loop: loop, stdio: (0, 1), onQuit: onQuit)
     }

@@ -5,7 +5,7 @@ import Glibc
 final class FileConsoleHost: ConsoleHost {
     let path: String
     private var fd: Int32 = -1
-    private(set) var failedWrites: UInt64 = 0
+    private(set) var discardedBytes: UInt64 = 0
 
     init(path: String) { self.path = path }
 
@@ -20,7 +20,7 @@ final class FileConsoleHost: ConsoleHost {
     func write(_ bytes: UnsafeRawBufferPointer) {
         guard fd >= 0 else { return }
         if !ConsoleIO.writeAll(fd, bytes, socket: false, deadline: ConsoleIO.monotonicMillis() + 1000) {
-            failedWrites += 1  // disk full or similar: the guest keeps running
+            discardedBytes += UInt64(bytes.count)  // disk full or similar: the guest keeps running
         }
     }
 
