@@ -30,6 +30,7 @@ public final class ConsoleAttachClient {
     private var socketFD: Int32 = -1
     private var loop: EventLoop?
     private var parser = EscapeKeyParser()
+    private var escapeKeys = true
     private var outcome: Outcome = .closedByServer
     private var failure: ConsoleError?
     private var inputOpen = true
@@ -57,7 +58,7 @@ public final class ConsoleAttachClient {
             socketFD = -1
         }
         let isTerminal = TerminalRawMode.isTerminal(inputFD)
-        if useEscapeKeys ?? isTerminal { parser = EscapeKeyParser() }
+        escapeKeys = useEscapeKeys ?? isTerminal
         let raw = isTerminal ? try TerminalRawMode(fd: inputFD) : nil
         defer { raw?.restore() }
 
@@ -152,10 +153,9 @@ public final class ConsoleAttachClient {
         if n == 0 { stopInput(); return }  // EOF on a pipe: keep showing output
         var out: [UInt8] = []
         out.reserveCapacity(n + 2)
-        let escapes = useEscapeKeys ?? TerminalRawMode.isTerminal(inputFD)
         for i in 0..<n {
             let b = buffer[i]
-            guard escapes else { out.append(b); continue }
+            guard escapeKeys else { out.append(b); continue }
             switch parser.feed(b) {
             case .byte(let x): out.append(x)
             case .pending: break

@@ -59,7 +59,13 @@ final class StdioConsoleHost: ConsoleHost {
         do {
             try startInput()
         } catch {
+            closeInput()
+            rawMode?.restore()
+            rawMode = nil
+            if input.fd >= 0 { ConsoleIO.release(input) }
+            input = (-1, false)
             ConsoleIO.release(output)
+            output = (-1, false)
             throw error
         }
     }
