@@ -89,7 +89,9 @@ public struct BzImage {
         let syssize = UInt64(r.u32(Offset.syssize) ?? 0)
         let claimed = UInt64(payloadOffset) + syssize * 16
         if syssize == 0 { throw fail(.badHeader("syssize is 0 (no protected-mode kernel)")) }
-        if fileSize < claimed {
+        // Linux's build tool rounds syssize up to whole paragraphs, so the last one may
+        // be partial: up to 15 bytes short is not truncation.
+        if fileSize + 15 < claimed {
             throw fail(.truncatedBzImage(fileSize: fileSize, needed: claimed,
                                          what: "the header (syssize \(hex(syssize)) paragraphs)"))
         }
@@ -117,7 +119,7 @@ public struct BzImage {
         self.initSize = version >= 0x020a && headerEnd >= Offset.initSize + 4 ? (r.u32(Offset.initSize) ?? 0) : 0
         self.payloadOffset = payloadOffset
         // Load what the header claims; trailing bytes (signatures, padding) are not kernel.
-        self.payloadSize = Int(syssize * 16)
+        self.payloadSize = Int(min(syssize * 16, fileSize - UInt64(payloadOffset)))
         self.headerEnd = headerEnd
     }
 
