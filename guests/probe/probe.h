@@ -74,6 +74,7 @@ void *phys_alloc(u64 size, u64 align);
 
 /* ---- power.c ---- */
 void poweroff(void) __attribute__((noreturn));
+void triple_fault(void) __attribute__((noreturn));
 
 /* ---- virtio.c ---- */
 #define VIRTIO_MAX_DEV 16

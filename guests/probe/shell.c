@@ -76,6 +76,7 @@ static const char help[] =
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
 	"  bench blk read|write MIB sequential virtio-blk I/O (write overwrites the disk)\n"
 	"  fault                    execute ud2 (exception report, then power off)\n"
+	"  crash                    triple fault (the VMM reports a guest crash)\n"
 	"  poweroff                 power off\n";
 
 static void execute(const char *p) {
@@ -92,6 +93,7 @@ static void execute(const char *p) {
 	else if (is(w, n, "rng")) rng_show();
 	else if (is(w, n, "poweroff")) poweroff();
 	else if (is(w, n, "fault")) __asm__ volatile("ud2"); /* exercise the exception report */
+	else if (is(w, n, "crash")) triple_fault();
 	else if (is(w, n, "test")) {
 		if (word(&p, &a, &an)) run_tests(a, an); else printk("usage: test all|NAME,...\n");
 	} else if (is(w, n, "bench")) {
