@@ -254,7 +254,9 @@ public enum LinuxLoader {
         let dst = try guarded(path) { try memory.slice(at: address, length: size) }
         switch s {
         case .bytes(let b, _):
-            b.withUnsafeBytes { dst.copyMemory(from: $0) }
+            b.withUnsafeBytes { src in
+                if let to = dst.baseAddress, let from = src.baseAddress { outOfLineCopy(to: to, from: from, count: min(src.count, dst.count)) }
+            }
         case .file(let fd, _, _):
             try preadFully(fd, into: dst, offset: 0, path: path)
         case .path(let p):

@@ -109,12 +109,12 @@ public final class GuestMemory: @unchecked Sendable {
 
     public func read(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
         let src = try slice(at: address, length: UInt64(buffer.count))
-        if buffer.count > 0 { buffer.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: buffer.count) }
+        if buffer.count > 0 { outOfLineCopy(to: buffer.baseAddress!, from: src.baseAddress!, count: buffer.count) }
     }
 
     public func write(at address: UInt64, from buffer: UnsafeRawBufferPointer) throws {
         let dst = try slice(at: address, length: UInt64(buffer.count))
-        if buffer.count > 0 { dst.baseAddress!.copyMemory(from: buffer.baseAddress!, byteCount: buffer.count) }
+        if buffer.count > 0 { outOfLineCopy(to: dst.baseAddress!, from: buffer.baseAddress!, count: buffer.count) }
     }
 
     public func readBytes(at address: UInt64, count: Int) throws -> [UInt8] {
@@ -143,7 +143,7 @@ public final class GuestMemory: @unchecked Sendable {
     /// Zero [address, address+length).
     public func zero(at address: UInt64, length: UInt64) throws {
         let s = try slice(at: address, length: length)
-        if length > 0 { memset(s.baseAddress!, 0, Int(length)) }
+        if length > 0 { outOfLineZero(s.baseAddress!, count: Int(length)) }
     }
 }
 
