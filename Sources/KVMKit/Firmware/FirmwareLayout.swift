@@ -1,9 +1,9 @@
 /// What the firmware tables describe: the vCPUs and the devices the guest should find
 /// through ACPI (and the MP table). Addresses and GSIs follow docs/machine.md; the
 /// machine set-up code fills this in from the same allocation it wires the devices with.
-public struct FirmwareLayout: Equatable {
+public struct FirmwareLayout: Equatable, Sendable {
     /// An MMIO window with an interrupt, as the DSDT declares it.
-    public struct MMIOWindow: Equatable {
+    public struct MMIOWindow: Equatable, Sendable {
         public var base: UInt64
         public var size: UInt64
         /// The GSI (IOAPIC pin); `nil` only for a polled device.
