@@ -131,7 +131,10 @@ final class ACPITablesTests: XCTestCase {
         }
         XCTAssertTrue(contains(Array("VR00".utf8)) && contains(Array("VR02".utf8)))
         XCTAssertTrue(contains([0x08, 0x5C] + Array("_S5_".utf8) + [0x12, 0x07, 0x04, 0x0A, 0x05]))
-        // Without optional devices only COM1 and \_S5_ remain.
+        XCTAssertTrue(contains([0x0C, 0x41, 0xD0, 0x0B, 0x00]), "EisaId PNP0B00")
+        let noRTC = try DSDT.table(FirmwareLayout(cpuCount: 1, cmosRTC: false))
+        XCTAssertFalse(noRTC.indices.contains { Array(noRTC[$0...].prefix(4)) == [0x41, 0xD0, 0x0B, 0x00] }, "no RTC when not asked")
+        // Without optional devices only COM1, the RTC and \_S5_ remain.
         let bare = try DSDT.table(FirmwareLayout(cpuCount: 1))
         XCTAssertLessThan(bare.count, d.count)
     }

@@ -25,6 +25,16 @@ enum DSDT {
                 ])),
             ]))
         }
+        if layout.cmosRTC {
+            // Without this, Linux registers its legacy rtc_cmos platform device with IRQ 8,
+            // which a hardware-reduced machine (no legacy PIC) cannot map: the probe fails
+            // with -EINVAL and there is no /dev/rtc0. Declared with no IRQ, rtc-cmos binds
+            // without alarms — the CMOS model raises no interrupts anyway.
+            devices.append(.device("RTC0", [
+                .name("_HID", .eisaID("PNP0B00")),
+                .name("_CRS", .resourceTemplate([.io(minimum: 0x70, maximum: 0x70, alignment: 1, length: 2)])),
+            ]))
+        }
         if let uart = layout.serialMMIO {
             devices.append(.device("COM2", [
                 .name("_HID", .eisaID("PNP0501")),

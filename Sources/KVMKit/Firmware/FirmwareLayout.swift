@@ -24,12 +24,16 @@ public struct FirmwareLayout: Equatable, Sendable {
     public var serialMMIO: MMIOWindow?
     /// Declare COM1 (port 0x3F8, IRQ 4).
     public var com1: Bool
+    /// Declare the CMOS RTC (ports 0x70-0x71, no interrupt).
+    public var cmosRTC: Bool
 
-    public init(cpuCount: Int, virtioMMIO: [MMIOWindow] = [], serialMMIO: MMIOWindow? = nil, com1: Bool = true) {
+    public init(cpuCount: Int, virtioMMIO: [MMIOWindow] = [], serialMMIO: MMIOWindow? = nil,
+                com1: Bool = true, cmosRTC: Bool = true) {
         self.cpuCount = cpuCount
         self.virtioMMIO = virtioMMIO
         self.serialMMIO = serialMMIO
         self.com1 = com1
+        self.cmosRTC = cmosRTC
     }
 
     public static let maxCPUCount = 254
