@@ -7,6 +7,7 @@
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/eventfd.h>
 
 // ---- system (/dev/kvm) ----
 int ckvm_get_api_version(int kvm_fd);
@@ -62,6 +63,10 @@ static inline struct kvm_cpuid_entry2 *ckvm_cpuid2_entries(struct kvm_cpuid2 *c)
 static inline struct kvm_msr_entry *ckvm_msrs_entries(struct kvm_msrs *m) { return m->entries; }
 static inline uint32_t *ckvm_msr_list_indices(struct kvm_msr_list *l) { return l->indices; }
 static inline struct kvm_irq_routing_entry *ckvm_irq_routing_entries(struct kvm_irq_routing *r) { return r->entries; }
+
+// kvm_run's exit payloads live in an anonymous union, which Swift reaches only through
+// copies; these give the address of the real bytes.
+static inline uint8_t *ckvm_run_mmio_data(struct kvm_run *r) { return r->mmio.data; }
 
 // ---- libc calls Swift cannot import ----
 int ckvm_fcntl_setfl(int fd, int flags);

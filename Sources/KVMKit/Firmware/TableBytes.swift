@@ -50,7 +50,3 @@ func checksumByte<C: Collection>(_ bytes: C) -> UInt8 where C.Element == UInt8 {
     return 0 &- sum
 }
 
-/// Round `value` up to a multiple of `alignment` (a power of two).
-@inline(__always) func alignUp(_ value: UInt64, _ alignment: UInt64) -> UInt64 {
-    (value + alignment - 1) & ~(alignment - 1)
-}

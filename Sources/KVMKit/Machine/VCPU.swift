@@ -46,14 +46,13 @@ public final class VCPU: @unchecked Sendable {
             }
             return .ioIn(port: io.port, size: Int(io.size), count: Int(io.count), data: data)
         case KVM_EXIT_MMIO:
-            let len = min(Int(state.pointee.mmio.len), 8)
-            let data = withUnsafeMutablePointer(to: &state.pointee.mmio.data) {
-                UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer($0), count: len)
+            let mmio = state.pointee.mmio
+            let len = min(Int(mmio.len), 8)
+            let data = UnsafeMutableRawBufferPointer(start: ckvm_run_mmio_data(state), count: len)
+            if mmio.is_write != 0 {
+                return .mmioWrite(address: mmio.phys_addr, size: len, data: UnsafeRawBufferPointer(data))
             }
-            if state.pointee.mmio.is_write != 0 {
-                return .mmioWrite(address: state.pointee.mmio.phys_addr, size: len, data: UnsafeRawBufferPointer(data))
-            }
-            return .mmioRead(address: state.pointee.mmio.phys_addr, size: len, data: data)
+            return .mmioRead(address: mmio.phys_addr, size: len, data: data)
         case KVM_EXIT_HLT:
             return .halt
         case KVM_EXIT_SHUTDOWN:
