@@ -52,7 +52,7 @@ enum DSDT {
         return [
             .scope("\\_SB", devices),
             // Soft-off: SLP_TYPa = 5 (what the VMM recognises), SLP_TYPb unused, 2 reserved.
-            .name("\\_S5", .package([.integer(UInt64(SleepControl.softOffType)), .integer(0), .integer(0), .integer(0)])),
+            .name("\\_S5", .package([.integer(UInt64(ACPISleepRegisters.poweroffSleepType)), .integer(0), .integer(0), .integer(0)])),
         ]
     }
 
