@@ -9,7 +9,7 @@ APT_PACKAGES := make gcc binutils libc6-dev linux-libc-dev qemu-system-x86 busyb
 	acpica-tools e2fsprogs cpio lz4 xz-utils zstd kmod util-linux bsdextrautils \
 	iproute2 hyperfine python3 file
 
-.PHONY: run test deps build probe check bench fuzz clean
+.PHONY: run test deps build probe floor check bench fuzz clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -22,13 +22,22 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product swiftvmm
 
+probe: deps
+	$(MAKE) -C guests probe
+
+floor: deps
+	$(MAKE) -C bench/floor
+
 check: build
 	$(RELEASE_BIN) check
 
-run: build
+# The main job: check the host, then boot the probe kernel with its console on this
+# terminal (type `help`; `poweroff` or Ctrl-A x ends it).
+run: build probe
 	$(RELEASE_BIN) check
+	$(RELEASE_BIN) run --kernel guests/out/probe.bzImage
 
-test: deps
+test: deps probe
 	$(SWIFT) build --build-tests
 	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
 

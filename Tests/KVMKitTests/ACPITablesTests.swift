@@ -131,18 +131,35 @@ final class ACPITablesTests: XCTestCase {
         }
         XCTAssertTrue(contains(Array("VR00".utf8)) && contains(Array("VR02".utf8)))
         XCTAssertTrue(contains([0x08, 0x5C] + Array("_S5_".utf8) + [0x12, 0x07, 0x04, 0x0A, 0x05]))
-        // Without optional devices only COM1 and \_S5_ remain.
+        XCTAssertTrue(contains([0x0C, 0x41, 0xD0, 0x0B, 0x00]), "EisaId PNP0B00")
+        let noRTC = try DSDT.table(FirmwareLayout(cpuCount: 1, cmosRTC: false))
+        XCTAssertFalse(noRTC.indices.contains { Array(noRTC[$0...].prefix(4)) == [0x41, 0xD0, 0x0B, 0x00] }, "no RTC when not asked")
+        // Without optional devices only COM1, the RTC and \_S5_ remain.
         let bare = try DSDT.table(FirmwareLayout(cpuCount: 1))
         XCTAssertLessThan(bare.count, d.count)
     }
 
-    func testPowerOffValueIsWhatLinuxWrites() {
-        // acpi_hw_extended_sleep: (SLP_TYP << 2) & 0x1C | SLP_EN (0x20), SLP_TYP = \_S5_[0] = 5.
-        XCTAssertEqual(SleepControl.powerOffValue, 0x34)
-        XCTAssertTrue(SleepControl.isPowerOff(0x34))
-        XCTAssertFalse(SleepControl.isPowerOff(0x14), "SLP_TYP 5 without SLP_EN")
-        XCTAssertFalse(SleepControl.isPowerOff(0x2C), "S3-like type with SLP_EN")
-        XCTAssertFalse(SleepControl.isPowerOff(0x80))
+    /// What Linux does on `poweroff`, replayed against the sleep register device at the
+    /// ports the FADT names, with the SLP_TYP the DSDT's \_S5_ gives: it must power off.
+    func testLinuxPoweroffSequenceReachesTheSleepDevice() throws {
+        let image = try FirmwareImage(layout: sampleLayout(cpus: 1))
+        let fadt = try image.blob("FADT").bytes
+        let control = UInt16(le64(fadt, 248)), status = UInt16(le64(fadt, 260))
+        let dsdt = try image.blob("DSDT").bytes
+        let s5 = try XCTUnwrap((0..<dsdt.count - 11).first { Array(dsdt[$0..<$0 + 4]) == Array("_S5_".utf8) })
+        XCTAssertEqual(Array(dsdt[s5 + 4..<s5 + 8]), [0x12, 0x07, 0x04, 0x0A], "Package (4) { BytePrefix …")
+        let slpTyp = dsdt[s5 + 8]
+
+        var poweredOff = 0
+        let device = ACPISleepRegisters { poweredOff += 1 }
+        let base = ACPISleepRegisters.controlPort
+        // acpi_hw_extended_sleep: clear WAK_STS, then SLP_TYP << 2 | SLP_EN, byte writes.
+        device.write(offset: status - base, size: 1, value: 0x80)
+        XCTAssertEqual(poweredOff, 0)
+        let value = UInt32(slpTyp) << 2 & 0x1C | 0x20
+        XCTAssertEqual(value, 0x34, "the byte the VMM sees at port 0x600")
+        device.write(offset: control - base, size: 1, value: value)
+        XCTAssertEqual(poweredOff, 1)
     }
 
     func testInvalidLayoutsAreRejectedWithTypedErrors() {

@@ -15,9 +15,13 @@ import XCTest
 ///       -device loader,file=/tmp/fw/acpi.bin,addr=0xe0000,force-raw=on \
 ///       -device virtio-rng-device -trace memory_region_ops_write,file=trace.log
 ///
-/// Debian's 6.1 cloud kernel then reports 2 CPUs, `LNRO0005:00` and `PNP0501:00` in
-/// /sys/bus/acpi/devices, virtio0 on "IO-APIC 12-edge", ttyS0 on "IO-APIC 4-edge", and
-/// `poweroff -f` writes 0x80 to port 0x601 and then 0x34 to port 0x600 (grep the trace).
+/// Debian's 6.1 cloud kernel then reports 2 CPUs (4 with -smp 4 and FW_CPUS=4),
+/// `LNRO0005:00`, `PNP0501:00` and `PNP0B00:00` in /sys/bus/acpi/devices, virtio0 on
+/// "IO-APIC 12-edge", ttyS0 on "IO-APIC 4-edge", "rtc_cmos 00:01: registered as rtc0",
+/// and `poweroff -f` writes 0x80 to port 0x601, then 0x34 to port 0x600 (grep the trace;
+/// QEMU ignores the write, so the guest then hangs). On a loaded host TCG may fail TSC
+/// calibration (no PM timer or HPET on a hardware-reduced machine): add
+/// `tsc_early_khz=<host MHz × 1000>` to the command line.
 /// FW_CPUS sets the vCPU count; FW_VIRTIO="base:size:gsi,…" (hex base/size) the devices.
 final class FirmwareDumpForQEMU: XCTestCase {
     func testWriteACPIAreaForQEMU() throws {

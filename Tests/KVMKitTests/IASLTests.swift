@@ -161,6 +161,7 @@ final class IASLTests: XCTestCase {
         XCTAssertEqual(text.components(separatedBy: "Name (_HID, \"LNRO0005\")").count - 1, 3, dsl)
         XCTAssertTrue(text.contains("IO (Decode16, 0x03F8, // Range Minimum 0x03F8, // Range Maximum 0x00, // Alignment 0x08, // Length )"), dsl)
         XCTAssertTrue(text.contains("IRQNoFlags () {4}"), dsl)
+        XCTAssertTrue(text.contains("Device (RTC0) { Name (_HID, EisaId (\"PNP0B00\") /* AT Real-Time Clock */) // _HID: Hardware ID Name (_CRS, ResourceTemplate () // _CRS: Current Resource Settings { IO (Decode16, 0x0070, // Range Minimum 0x0070, // Range Maximum 0x01, // Alignment 0x02, // Length ) }) }"), dsl)
         for (i, gsi) in [5, 6, 7].enumerated() {
             let base = String(format: "0x%08X", 0xD000_0000 + i * 0x1000)
             XCTAssertTrue(text.contains("Memory32Fixed (ReadWrite, \(base), // Address Base 0x00001000, // Address Length ) "
@@ -226,7 +227,7 @@ final class IASLTests: XCTestCase {
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, out)
-        XCTAssertTrue(out.contains("5 Devices"), out)
+        XCTAssertTrue(out.contains("6 Devices"), out)
         XCTAssertTrue(flat(out).contains("0000: 86 09 00 01 00 20 00 D0 00 10 00 00 89 06 00 03"), out)
         XCTAssertTrue(out.contains("[Integer] = 000000000105D041"), out)
         XCTAssertTrue(out.contains("Sleep-A: 05"), out)

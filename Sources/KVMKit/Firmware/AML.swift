@@ -30,7 +30,7 @@ public enum AMLError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A term in a DSDT's term list.
-public indirect enum AMLTerm: Equatable {
+public indirect enum AMLTerm: Equatable, Sendable {
     /// `Scope (path) { terms }`
     case scope(String, [AMLTerm])
     /// `Device (name) { terms }`
@@ -44,7 +44,7 @@ public indirect enum AMLTerm: Equatable {
 }
 
 /// A data object: the value of a Name, a package element or a returned value.
-public indirect enum AMLData: Equatable {
+public indirect enum AMLData: Equatable, Sendable {
     case integer(UInt64)
     case string(String)
     /// A compressed EISA id such as "PNP0501", stored as a 32-bit integer (`EisaId ()`).

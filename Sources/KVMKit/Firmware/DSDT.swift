@@ -25,6 +25,16 @@ enum DSDT {
                 ])),
             ]))
         }
+        if layout.cmosRTC {
+            // Without this, Linux registers its legacy rtc_cmos platform device with IRQ 8,
+            // which a hardware-reduced machine (no legacy PIC) cannot map: the probe fails
+            // with -EINVAL and there is no /dev/rtc0. Declared with no IRQ, rtc-cmos binds
+            // without alarms — the CMOS model raises no interrupts anyway.
+            devices.append(.device("RTC0", [
+                .name("_HID", .eisaID("PNP0B00")),
+                .name("_CRS", .resourceTemplate([.io(minimum: 0x70, maximum: 0x70, alignment: 1, length: 2)])),
+            ]))
+        }
         if let uart = layout.serialMMIO {
             devices.append(.device("COM2", [
                 .name("_HID", .eisaID("PNP0501")),
@@ -42,7 +52,7 @@ enum DSDT {
         return [
             .scope("\\_SB", devices),
             // Soft-off: SLP_TYPa = 5 (what the VMM recognises), SLP_TYPb unused, 2 reserved.
-            .name("\\_S5", .package([.integer(UInt64(SleepControl.softOffType)), .integer(0), .integer(0), .integer(0)])),
+            .name("\\_S5", .package([.integer(UInt64(ACPISleepRegisters.poweroffSleepType)), .integer(0), .integer(0), .integer(0)])),
         ]
     }
 

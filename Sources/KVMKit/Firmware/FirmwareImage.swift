@@ -1,5 +1,5 @@
 /// One table, ready to copy into guest memory.
-public struct FirmwareBlob: Equatable {
+public struct FirmwareBlob: Equatable, Sendable {
     /// What it is, for error messages: "RSDP", "DSDT", "MP configuration table" …
     public let name: String
     public let guestAddress: UInt64
@@ -9,7 +9,7 @@ public struct FirmwareBlob: Equatable {
 }
 
 /// A guest-physical range [start, start+size).
-public struct GuestRange: Equatable {
+public struct GuestRange: Equatable, Sendable {
     public let start: UInt64
     public let size: UInt64
     public var end: UInt64 { start + size }
@@ -26,7 +26,7 @@ public enum FirmwareAreas {
 }
 
 /// The MP table and ACPI tables for a `FirmwareLayout`, placed at their guest addresses.
-public struct FirmwareImage {
+public struct FirmwareImage: Sendable {
     /// Every table with its guest address, in address order within each area.
     public let blobs: [FirmwareBlob]
     /// The RSDP's address, for `boot_params.acpi_rsdp_addr` (Linux also finds it by scanning).

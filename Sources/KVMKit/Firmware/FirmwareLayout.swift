@@ -1,9 +1,9 @@
 /// What the firmware tables describe: the vCPUs and the devices the guest should find
 /// through ACPI (and the MP table). Addresses and GSIs follow docs/machine.md; the
 /// machine set-up code fills this in from the same allocation it wires the devices with.
-public struct FirmwareLayout: Equatable {
+public struct FirmwareLayout: Equatable, Sendable {
     /// An MMIO window with an interrupt, as the DSDT declares it.
-    public struct MMIOWindow: Equatable {
+    public struct MMIOWindow: Equatable, Sendable {
         public var base: UInt64
         public var size: UInt64
         /// The GSI (IOAPIC pin); `nil` only for a polled device.
@@ -24,12 +24,16 @@ public struct FirmwareLayout: Equatable {
     public var serialMMIO: MMIOWindow?
     /// Declare COM1 (port 0x3F8, IRQ 4).
     public var com1: Bool
+    /// Declare the CMOS RTC (ports 0x70-0x71, no interrupt).
+    public var cmosRTC: Bool
 
-    public init(cpuCount: Int, virtioMMIO: [MMIOWindow] = [], serialMMIO: MMIOWindow? = nil, com1: Bool = true) {
+    public init(cpuCount: Int, virtioMMIO: [MMIOWindow] = [], serialMMIO: MMIOWindow? = nil,
+                com1: Bool = true, cmosRTC: Bool = true) {
         self.cpuCount = cpuCount
         self.virtioMMIO = virtioMMIO
         self.serialMMIO = serialMMIO
         self.com1 = com1
+        self.cmosRTC = cmosRTC
     }
 
     public static let maxCPUCount = 254

@@ -1,5 +1,5 @@
 /// ACPI resource descriptors for a `_CRS` ResourceTemplate (ACPI 6.5 §6.4).
-public enum ResourceDescriptor: Equatable {
+public enum ResourceDescriptor: Equatable, Sendable {
     /// `IO (Decode16, min, max, alignment, length)`: small item 0x47, 16-bit decode.
     case io(minimum: UInt16, maximum: UInt16, alignment: UInt8, length: UInt8)
     /// `IRQNoFlags () {irq}`: small item 0x22; edge, active high, exclusive. ISA IRQ 0-15.

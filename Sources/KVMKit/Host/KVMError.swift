@@ -15,7 +15,6 @@ public struct KVMError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Call a CKVM function that returns the result or -errno.
-@inline(__always)
 func check(_ operation: @autoclosure () -> String, _ result: Int32) throws -> Int32 {
     if result < 0 { throw KVMError(operation(), errno: -result) }
     return result

@@ -74,7 +74,6 @@ public final class GuestMemory: @unchecked Sendable {
     /// The host bytes behind [address, address+length), which must lie in one region.
     /// The pointer is valid for the life of this object; the guest may change the bytes
     /// at any time, so callers copy what they validate.
-    @inline(__always)
     public func slice(at address: UInt64, length: UInt64) throws -> UnsafeMutableRawBufferPointer {
         let (end, over) = address.addingReportingOverflow(length)
         if over { throw GuestMemoryError.overflow(address: address, length: length) }
@@ -123,18 +122,19 @@ public final class GuestMemory: @unchecked Sendable {
     }
 
     public func write(at address: UInt64, bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try write(at: address, from: $0) }
+        let dst = try slice(at: address, length: UInt64(bytes.count))
+        bytes.withUnsafeBytes { src in
+            if src.count > 0 { dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: src.count) }
+        }
     }
 
     /// Little-endian load of a fixed-width integer.
-    @inline(__always)
     public func load<T: FixedWidthInteger>(_ type: T.Type = T.self, at address: UInt64) throws -> T {
         let s = try slice(at: address, length: UInt64(MemoryLayout<T>.size))
         return T(littleEndian: s.loadUnaligned(as: T.self))
     }
 
     /// Little-endian store of a fixed-width integer.
-    @inline(__always)
     public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws {
         let s = try slice(at: address, length: UInt64(MemoryLayout<T>.size))
         s.storeBytes(of: value.littleEndian, as: T.self)

@@ -25,7 +25,6 @@ public final class VCPU: @unchecked Sendable {
     }
 
     /// Enter the guest until the next exit that userspace must handle.
-    @inline(__always)
     public func run() throws -> VMExit {
         let r = ckvm_run(fd)
         if r < 0 {
