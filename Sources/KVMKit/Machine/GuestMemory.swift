@@ -124,7 +124,7 @@ public final class GuestMemory: @unchecked Sendable {
     public func write(at address: UInt64, bytes: [UInt8]) throws {
         let dst = try slice(at: address, length: UInt64(bytes.count))
         bytes.withUnsafeBytes { src in
-            if src.count > 0 { dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: src.count) }
+            if src.count > 0 { outOfLineCopy(to: dst.baseAddress!, from: src.baseAddress!, count: src.count) }
         }
     }
 
