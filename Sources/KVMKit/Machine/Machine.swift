@@ -33,7 +33,9 @@ public final class Machine: @unchecked Sendable {
     public private(set) var virtioWindows: [FirmwareLayout.MMIOWindow] = []
     private var serialMMIOWindow: FirmwareLayout.MMIOWindow?
     private var freeGSIs: [UInt32] = Machine.deviceGSIs
-    private let kernel: LinuxKernel
+    /// The parsed kernel file until `boot` has copied it into guest RAM; dropped then, so
+    /// a 10+ MB distribution kernel does not stay resident for the life of the VM.
+    private var kernel: LinuxKernel?
     private var vcpus: [VCPU] = []
     private var runners: [VCPURunner] = []
 
@@ -70,11 +72,14 @@ public final class Machine: @unchecked Sendable {
         layout = try GuestRAMLayout(memoryMiB: c.memoryMiB)
         memory = try GuestMemory(layout: layout.regions)
         vm = try kvm.createVM()
+        // Memory slot first (as Firecracker does): KVM_SET_USER_MEMORY_REGION waits for an
+        // SRCU grace period, which on a fresh VM is ~0.1 ms but after the irqchip and PIT
+        // exist took a median 5.6 ms here (bench: 3.2 vs 6.8 ms for the whole sequence).
+        try vm.setMemory(memory)
         try vm.setTSSAddress(GuestRAMLayout.tssAddress)
         try vm.setIdentityMapAddress(GuestRAMLayout.identityMapAddress)
         try vm.createIRQChip()
         try vm.createPIT2()
-        try vm.setMemory(memory)
 
         serialNotify = try EventFD()
         let notifyFD = serialNotify.fd
@@ -139,7 +144,9 @@ public final class Machine: @unchecked Sendable {
         try firmware.write(to: memory)
         var cmdline = configuration.commandLine
         if !extraCommandLine.isEmpty { cmdline += (cmdline.isEmpty ? "" : " ") + extraCommandLine }
-        let loaded = try LinuxLoader.load(kernel, into: memory, layout: layout, commandLine: cmdline,
+        let image = try kernel ?? LinuxKernel(contentsOf: configuration.kernelPath)
+        kernel = nil
+        let loaded = try LinuxLoader.load(image, into: memory, layout: layout, commandLine: cmdline,
                                           initrd: configuration.initrdPath.map { .path($0) },
                                           elfEntry: configuration.elfEntry, acpiRSDP: firmware.rsdpAddress)
 
