@@ -219,13 +219,13 @@ def log(msg):
 
 
 TIMINGS = re.compile(rb"timings: .*?main \xe2\x86\x92 first KVM_RUN ([0-9.]+) ms")
-TIMINGS_ABS = re.compile(rb"monotonic ns: exec-side main=(\d+) first-kvm-run=(\d+)")
+TIMINGS_ABS = re.compile(rb"monotonic ns main=(\d+) first-KVM_RUN=(\d+)")
 
 
 def bench_startup(reps):
     cmdline = "console=ttyS0 probe.run=none"
     res = {p: {"first_byte": [], "banner": [], "exit": []} for p in PEERS}
-    internal, exec_to_run = [], []
+    internal, exec_to_run, exec_to_main = [], [], []
     for i in range(reps):
         for p in PEERS:
             r = run_to_exit(command(p, cmdline, timings=(p == "swiftvmm")))
@@ -239,9 +239,11 @@ def bench_startup(reps):
                 internal.append(float(m.group(1)) if m else None)
                 m = TIMINGS_ABS.search(r.err)
                 exec_to_run.append((int(m.group(2)) - r.t0) / 1e6 if m else None)
+                exec_to_main.append((int(m.group(1)) - r.t0) / 1e6 if m else None)
     out = {p: {k: summary(v) for k, v in res[p].items()} for p in PEERS}
     out["swiftvmm"]["main_to_first_kvm_run"] = summary(internal)
     out["swiftvmm"]["exec_to_first_kvm_run"] = summary(exec_to_run)
+    out["swiftvmm"]["exec_to_main"] = summary(exec_to_main)
     return out
 
 
@@ -440,6 +442,7 @@ def table(R, B):
         rows.append(("exec → probe banner (ms)", *(fmt(st[p]["banner"]) for p in PEERS)))
         rows.append(("exec → exit, probe.run=none (ms)", *(fmt(st[p]["exit"]) for p in PEERS)))
         rows.append(("main → first KVM_RUN (ms, --timings)", fmt(st["swiftvmm"]["main_to_first_kvm_run"], 2), "", ""))
+        rows.append(("exec → main (ms)", fmt(st["swiftvmm"]["exec_to_main"], 2), "", ""))
         rows.append(("exec → first KVM_RUN (ms)", fmt(st["swiftvmm"]["exec_to_first_kvm_run"], 2), "", ""))
     mem = R.get("memory")
     if mem:
@@ -490,6 +493,7 @@ def to_json(R, B, meta):
         j["startup_exit_ms"] = {p: med(st[p]["exit"]) for p in PEERS}
         j["swiftvmm_main_to_first_kvm_run_ms"] = med(st["swiftvmm"]["main_to_first_kvm_run"])
         j["swiftvmm_exec_to_first_kvm_run_ms"] = med(st["swiftvmm"]["exec_to_first_kvm_run"])
+        j["swiftvmm_exec_to_main_ms"] = med(st["swiftvmm"]["exec_to_main"])
     if "memory" in R:
         j["rss_overhead_kib"] = peer_values(R["memory"])
     if "pio" in R:

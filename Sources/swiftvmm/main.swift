@@ -2,6 +2,9 @@ import ArgumentParser
 import Glibc
 import KVMKit
 
+/// When main started (CLOCK_MONOTONIC), before argument parsing: `--timings` counts from here.
+let mainStartNanoseconds = monotonicNanoseconds()
+
 // Parse by hand so that every usage error exits 2 (bad input), not ArgumentParser's 64.
 do {
     var command = try SwiftVMM.parseAsRoot()
