@@ -40,7 +40,8 @@ fetch_kernel() {
     mkdir -p "$KERNEL_DIR"
     local deb=${SWIFTVMM_KERNEL_DEB:-}
     if [ -z "$deb" ]; then
-        deb=$(ls "$KERNEL_DIR"/linux-image-*-cloud-amd64_*.deb 2>/dev/null | sort -V | tail -n 1)
+        local f
+        for f in "$KERNEL_DIR"/linux-image-*-cloud-amd64_*.deb; do [ -f "$f" ] && deb=$f; done
     fi
     if [ -z "$deb" ]; then
         local pkg
@@ -52,7 +53,7 @@ fetch_kernel() {
             pkg=$(kernel_package_name) || die "cannot resolve $KERNEL_META"
             (cd "$KERNEL_DIR" && apt-get download "$pkg" >/dev/null) || die "apt-get download $pkg failed"
         fi
-        deb=$(ls "$KERNEL_DIR/${pkg}"_*.deb | sort -V | tail -n 1)
+        for f in "$KERNEL_DIR/${pkg}"_*.deb; do [ -f "$f" ] && deb=$f; done
     fi
     [ -f "$deb" ] || die "no kernel package: $deb"
     rm -rf "$KERNEL_DIR/root.tmp"
