@@ -7,6 +7,7 @@
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/eventfd.h>
 
 // ---- system (/dev/kvm) ----
 int ckvm_get_api_version(int kvm_fd);
