@@ -9,7 +9,7 @@ APT_PACKAGES := make gcc binutils libc6-dev linux-libc-dev qemu-system-x86 busyb
 	acpica-tools e2fsprogs cpio lz4 xz-utils zstd kmod util-linux bsdextrautils \
 	iproute2 hyperfine python3 file
 
-.PHONY: run test deps build probe floor check bench fuzz clean
+.PHONY: run test deps build probe floor linux check bench fuzz clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -37,7 +37,10 @@ run: build probe
 	$(RELEASE_BIN) check
 	$(RELEASE_BIN) run --kernel guests/out/probe.bzImage
 
-test: deps probe
+linux: deps
+	guests/linux/build
+
+test: deps probe linux
 	$(SWIFT) build --build-tests
 	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
 
