@@ -205,4 +205,21 @@ final class VirtqueueTests: XCTestCase {
         g.setDescriptor(0, 0xdead_0000, 0xffff_ffff, 0)
         XCTAssertEqual(chain.buffers, [GuestBuffer(address: a, length: 16, isWritable: false)])
     }
+
+    func testBatchLimitDefersTheRest() throws {
+        let g = FakeGuest()
+        let a = g.alloc(16)
+        g.setDescriptor(0, a, 16, 0)
+        g.publish(0); g.publish(0); g.publish(0)
+        let q = try queue(g)
+        q.batchLimit = 2
+        q.beginBatch()
+        XCTAssertNotNil(try q.pop()); XCTAssertNotNil(try q.pop())
+        XCTAssertNil(try q.pop())
+        XCTAssertTrue(q.hasDeferredWork)
+        q.beginBatch()
+        XCTAssertNotNil(try q.pop())
+        XCTAssertNil(try q.pop())
+        XCTAssertFalse(q.hasDeferredWork)
+    }
 }

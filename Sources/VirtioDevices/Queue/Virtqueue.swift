@@ -26,6 +26,12 @@ public final class Virtqueue {
     public private(set) var nextUsed: UInt16 = 0
     /// Used index at the last interrupt, for vring_need_event; nil before the first.
     private var signalledUsed: UInt16?
+    /// At most this many chains per batch (one notification's worth of work), so a guest
+    /// that refills the ring as fast as it drains cannot hold the event loop forever.
+    public var batchLimit: Int
+    private var poppedInBatch = 0
+    /// The last batch stopped at `batchLimit` with chains still pending.
+    public private(set) var hasDeferredWork = false
 
     /// Validate a queue the driver programmed (§2.7: power-of-two size up to the
     /// maximum; table 16-, avail 2-, used 4-byte aligned; each ring inside guest memory).
@@ -43,6 +49,13 @@ public final class Virtqueue {
         self.availRing = c.availRing
         self.usedRing = c.usedRing
         self.eventIndex = eventIndex
+        self.batchLimit = Int(c.size)
+    }
+
+    /// Start a new batch (the transport calls this before each `process`).
+    public func beginBatch() {
+        poppedInBatch = 0
+        hasDeferredWork = false
     }
 
     private static func checkRing(_ m: GuestMemory, _ name: String, _ address: UInt64, _ length: UInt64, alignment: UInt64) throws {
@@ -84,6 +97,10 @@ public final class Virtqueue {
     /// notification that races with the check is not lost.
     public func pop() throws -> DescriptorChain? {
         var pending = try pendingCount()
+        if poppedInBatch >= batchLimit {
+            hasDeferredWork = pending > 0
+            return nil
+        }
         if pending == 0 {
             guard eventIndex else { return nil }
             try store(nextAvail, availEventAddress)
@@ -94,12 +111,17 @@ public final class Virtqueue {
         ckvm_memory_fence()  // read ring entries only after seeing idx (§2.7.13)
         let head = try load16(availRing + 4 + 2 * UInt64(nextAvail % size))
         nextAvail &+= 1
+        poppedInBatch += 1
         if eventIndex { try store(nextAvail, availEventAddress) }
         return try DescriptorChain.walk(memory: memory, table: descriptorTable, queueSize: size, head: head)
     }
 
     /// Give back the last popped chain (e.g. no host data yet for a receive queue).
-    public func undoPop() { nextAvail &-= 1 }
+    public func undoPop() {
+        nextAvail &-= 1
+        poppedInBatch -= 1
+        if eventIndex { try? store(nextAvail, availEventAddress) }
+    }
 
     // MARK: used ring
 

@@ -53,9 +53,12 @@ public final class VirtioMMIOTransport: MMIODevice {
         if queue >= 0 && queue < notifyFDs.count { notifyFDs[queue].drain() }
         state.withLock { s in
             s.metrics.notifications &+= 1
-            guard s.active, !s.broken, queue >= 0, queue < s.queues.count, s.queues[queue].ready else { return }
+            guard s.active, !s.broken, queue >= 0, queue < s.live.count, let q = s.live[queue] else { return }
+            q.beginBatch()
             do { try device.process(queue: queue) }
-            catch { enterNeedsReset(&s, "queue \(queue): \(error)") }
+            catch { return enterNeedsReset(&s, "queue \(queue): \(error)") }
+            // Come back after the event loop has served others (eventfd mode).
+            if q.hasDeferredWork && queue < notifyFDs.count { notifyFDs[queue].signal() }
         }
     }
 
@@ -215,6 +218,7 @@ public final class VirtioMMIOTransport: MMIODevice {
             }
             try device.activate(VirtioActivation(queues: queues, memory: memory, interrupt: interrupt, features: s.driverFeatures))
             s.active = true
+            s.live = queues
             s.metrics.activations &+= 1
         } catch {
             enterNeedsReset(&s, "activation: \(error)")
@@ -259,6 +263,8 @@ struct TransportState {
     var driverFeatures: UInt64 = 0
     var queueSel: UInt32 = 0
     var queues: [QueueConfig]
+    /// The validated queues handed to the device at DRIVER_OK.
+    var live: [Virtqueue?] = []
     var status: UInt32 = 0
     var configGeneration: UInt32 = 0
     /// DRIVER_OK was accepted and the device activated.
