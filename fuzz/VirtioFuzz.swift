@@ -14,7 +14,9 @@ import VirtioDevices
 ///   1: notifications to send (1...4)
 ///   2: number of script entries (bit 5), each 5 bytes from the input's end: offset/4, u32 value
 ///   3: queue size - 1 when bit 7 is set
-/// The rest is copied to guest memory (64 KiB at guest address 0).
+/// The rest is copied to guest memory (64 KiB at guest address 0). Default ring layout
+/// for a queue of n entries: descriptor table at 0, avail ring at 16n, used ring after it
+/// (4-aligned). fuzz/make_seeds.py writes well-formed requests in this layout as seeds.
 let memorySize = 64 * 1024
 let guestBuffer = UnsafeMutableRawPointer.allocate(byteCount: memorySize, alignment: 4096)
 let memory = GuestMemory(borrowing: [MemoryRegion(guestAddress: 0, size: UInt64(memorySize), host: guestBuffer)])
@@ -78,7 +80,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     w(R.status, 0xb)
     w(R.queueSel, 0)
     w(R.queueNum, queueSize)
-    var (desc, avail, used): (UInt32, UInt32, UInt32) = (0x0000, 0x1000, 0x2000)
+    // Compact default layout (table at 0, rings right after), so short inputs reach the rings.
+    let n = min(queueSize, 256)
+    let availAt = 16 * n, usedAt = (16 * n + 6 + 2 * n + 3) & ~3
+    var (desc, avail, used): (UInt32, UInt32, UInt32) = (0, availAt, usedAt)
     if control & 0x10 != 0 { (desc, avail, used) = (le32(data, 4), le32(data, 8), le32(data, 12)) }
     w(R.queueDescLow, desc); w(R.queueDriverLow, avail); w(R.queueDeviceLow, used)
     w(R.queueReady, 1)

@@ -9,6 +9,7 @@ RUNS=${1:-1000000}
 OUT=.build/fuzz
 ROOT=$(pwd)
 mkdir -p "$OUT/corpus"
+python3 fuzz/make_seeds.py "$OUT/seeds"
 cat > "$OUT/module.modulemap" <<MAP
 module CKVM {
     umbrella "$ROOT/Sources/CKVM/include"
@@ -29,4 +30,4 @@ swiftc $SWIFT_FLAGS -module-name VirtioDevices -emit-module -emit-module-path "$
 swiftc $SWIFT_FLAGS -module-name VirtioFuzz fuzz/VirtioFuzz.swift "$OUT"/*.o -o "$OUT/virtio-fuzz"
 echo "fuzz: running $RUNS executions" >&2
 "$OUT/virtio-fuzz" -runs="$RUNS" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$OUT/" "$@" "$OUT/corpus"
+    -artifact_prefix="$OUT/" "$@" "$OUT/corpus" "$OUT/seeds"

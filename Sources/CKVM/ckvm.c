@@ -52,6 +52,8 @@ int ckvm_get_vcpu_events(int fd, struct kvm_vcpu_events *e) { IOCTL(fd, KVM_GET_
 int ckvm_set_vcpu_events(int fd, const struct kvm_vcpu_events *e) { IOCTL(fd, KVM_SET_VCPU_EVENTS, e); }
 int ckvm_set_tsc_khz(int fd, unsigned long khz) { IOCTL(fd, KVM_SET_TSC_KHZ, khz); }
 int ckvm_get_tsc_khz(int fd) { IOCTL(fd, KVM_GET_TSC_KHZ, 0); }
+int ckvm_translate(int fd, struct kvm_translation *t) { IOCTL(fd, KVM_TRANSLATE, t); }
+int ckvm_interrupt(int fd, uint32_t irq) { struct kvm_interrupt i = { .irq = irq }; IOCTL(fd, KVM_INTERRUPT, &i); }
 
 struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t n) {
     struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));

@@ -2,7 +2,6 @@
 #include "ckvm_virtio.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 
 int ckvm_fallocate(int fd, int mode, int64_t offset, int64_t length) {
@@ -12,8 +11,4 @@ int ckvm_fallocate(int fd, int mode, int64_t offset, int64_t length) {
 long ckvm_getrandom(void *buffer, size_t length) {
     ssize_t r = getrandom(buffer, length, 0);
     return r < 0 ? -errno : (long)r;
-}
-int ckvm_eventfd(unsigned int initial) {
-    int r = eventfd(initial, EFD_CLOEXEC | EFD_NONBLOCK);
-    return r < 0 ? -errno : r;
 }

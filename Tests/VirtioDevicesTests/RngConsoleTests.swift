@@ -17,35 +17,19 @@ final class RngTests: XCTestCase {
     }
 }
 
-final class FakeConsole: ConsoleBackend {
-    var output: [UInt8] = []
-    var capacity = Int.max
-    var input: [UInt8] = []
-    func writeOutput(_ bytes: UnsafeRawBufferPointer) -> Int {
-        let n = min(bytes.count, capacity - output.count)
-        output += bytes.prefix(n)
-        return n
-    }
-    func readInput(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let n = min(buffer.count, input.count)
-        for i in 0..<n { buffer[i] = input[i] }
-        input.removeFirst(n)
-        return n
-    }
-    var hasInput: Bool { !input.isEmpty }
-}
-
 final class ConsoleTests: XCTestCase {
-    var rx: FakeGuest!, tx: FakeGuest!
-    var host: FakeConsole!
+    var rx: FakeGuest!
+    var console: VirtioConsole!
+    var port: VirtioConsolePort!
     var t: VirtioMMIOTransport!
     var d: MMIODriver!
 
-    override func setUp() {
-        // Both queues in one memory: rx at queue slot 0, tx at slot 1 (same buffer).
+    func start(outputCapacity: Int = 1024) {
+        // Both queues in one memory: rx at queue slot 0, tx at slot 1.
         rx = FakeGuest()
-        host = FakeConsole()
-        t = try! VirtioMMIOTransport(device: VirtioConsole(backend: host), memory: rx.memory, interrupt: RecordingLine(), notify: .inline)
+        console = try! VirtioConsole(outputCapacity: outputCapacity)
+        port = VirtioConsolePort(console)
+        t = try! VirtioMMIOTransport(device: console, memory: rx.memory, interrupt: RecordingLine(), notify: .inline)
         d = MMIODriver(t: t)
         _ = d.negotiate(VirtioFeature.version1)
         d.setupQueue(0, size: 16, desc: rx.descTable, avail: rx.avail, used: rx.used)
@@ -55,7 +39,7 @@ final class ConsoleTests: XCTestCase {
         XCTAssertEqual(d.r(VirtioMMIORegister.deviceID), 3)
     }
 
-    /// Helpers for queue 1 (same memory, other ring addresses).
+    /// Publish `data` on queue 1 (same memory, other ring addresses).
     func publishTransmit(_ data: [UInt8]) {
         let q1 = FakeGuest.base + 0x10000
         let a = rx.put(data)
@@ -67,36 +51,48 @@ final class ConsoleTests: XCTestCase {
     }
     var transmitUsed: UInt16 { try! rx.memory.load(at: FakeGuest.base + 0x10000 + 0x8000 + 2) }
 
-    func testTransmitGoesToHost() {
+    func drain(max: Int = 4096) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: max)
+        let n = buf.withUnsafeMutableBytes { port.drainOutput(into: $0) }
+        return Array(buf.prefix(n))
+    }
+
+    func enqueue(_ s: String) -> Int { Array(s.utf8).withUnsafeBytes { port.enqueueInput($0) } }
+
+    func notifyCount() -> UInt64 {
+        var v: UInt64 = 0
+        return read(port.notifyFD, &v, 8) == 8 ? v : 0
+    }
+
+    func testTransmitGoesToHostAndSignalsNotifyFD() {
+        start()
         publishTransmit(Array("hello\n".utf8))
         d.notify(1)
-        XCTAssertEqual(host.output, Array("hello\n".utf8))
+        XCTAssertGreaterThan(notifyCount(), 0)
+        XCTAssertEqual(drain(), Array("hello\n".utf8))
         XCTAssertEqual(transmitUsed, 1)
     }
 
-    func testTransmitWaitsWhenHostIsFull() {
-        host.capacity = 3
+    func testTransmitWaitsWhenOutputIsFull() {
+        start(outputCapacity: 3)
         publishTransmit(Array("hello".utf8))
         d.notify(1)
-        XCTAssertEqual(host.output, Array("hel".utf8))
-        XCTAssertEqual(transmitUsed, 0)
-        host.output = []; host.capacity = 100
-        t.handleNotify(queue: 1)  // host drained: resume
-        XCTAssertEqual(host.output, Array("lo".utf8))
+        XCTAssertEqual(transmitUsed, 0)  // held back, not dropped
+        XCTAssertEqual(drain(), Array("hel".utf8))  // draining kicks the transmit queue
+        XCTAssertEqual(drain(), Array("lo".utf8))
         XCTAssertEqual(transmitUsed, 1)
+        XCTAssertEqual(console.output.droppedBytes, 0)
     }
 
     func testReceiveWithBackpressure() {
-        host.input = Array("abc".utf8)
-        t.handleNotify(queue: 0)  // no guest buffers yet: input stays with the host
-        XCTAssertEqual(host.input.count, 3)
+        start()
+        XCTAssertEqual(enqueue("abc"), 3)  // no guest buffers yet: held in the device
         let a = rx.alloc(2)
         rx.setDescriptor(0, a, 2, VirtqDescriptorFlag.write)
         rx.publish(0)
         d.notify(0)
         XCTAssertEqual(rx.bytes(at: a, 2), Array("ab".utf8))
         XCTAssertEqual(rx.usedElement(0).len, 2)
-        XCTAssertEqual(host.input, Array("c".utf8))
         rx.publish(0)
         d.notify(0)
         XCTAssertEqual(rx.usedIndex, 2)
@@ -104,5 +100,20 @@ final class ConsoleTests: XCTestCase {
         rx.publish(0)
         d.notify(0)  // no input: the buffer stays available
         XCTAssertEqual(rx.usedIndex, 2)
+        XCTAssertEqual(enqueue("z"), 1)  // input arrives: kicks the receive queue
+        XCTAssertEqual(rx.usedIndex, 3)
+        XCTAssertEqual(rx.bytes(at: a, 1), Array("z".utf8))
+    }
+
+    func testInputQueueFullRefusesAndSignalsRoomLater() {
+        start()
+        let big = String(repeating: "x", count: VirtioConsole.inputCapacity + 10)
+        XCTAssertEqual(enqueue(big), VirtioConsole.inputCapacity)
+        _ = notifyCount()
+        let a = rx.alloc(100)
+        rx.setDescriptor(0, a, 100, VirtqDescriptorFlag.write)
+        rx.publish(0)
+        d.notify(0)
+        XCTAssertEqual(notifyCount(), 1)  // room again: the host side retries
     }
 }

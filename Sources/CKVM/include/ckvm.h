@@ -7,6 +7,7 @@
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/eventfd.h>
 
 // ---- system (/dev/kvm) ----
 int ckvm_get_api_version(int kvm_fd);
@@ -50,12 +51,22 @@ int ckvm_get_vcpu_events(int vcpu_fd, struct kvm_vcpu_events *events);
 int ckvm_set_vcpu_events(int vcpu_fd, const struct kvm_vcpu_events *events);
 int ckvm_set_tsc_khz(int vcpu_fd, unsigned long khz);
 int ckvm_get_tsc_khz(int vcpu_fd);
+int ckvm_translate(int vcpu_fd, struct kvm_translation *tr);
+int ckvm_interrupt(int vcpu_fd, uint32_t irq);
 
 // ---- flexible-array helpers (Swift cannot size these structs itself) ----
 struct kvm_cpuid2 *ckvm_cpuid2_alloc(uint32_t nent);
 struct kvm_msrs *ckvm_msrs_alloc(uint32_t nmsrs);
 struct kvm_msr_list *ckvm_msr_list_alloc(uint32_t nmsrs);
 struct kvm_irq_routing *ckvm_irq_routing_alloc(uint32_t nr);
+static inline struct kvm_cpuid_entry2 *ckvm_cpuid2_entries(struct kvm_cpuid2 *c) { return c->entries; }
+static inline struct kvm_msr_entry *ckvm_msrs_entries(struct kvm_msrs *m) { return m->entries; }
+static inline uint32_t *ckvm_msr_list_indices(struct kvm_msr_list *l) { return l->indices; }
+static inline struct kvm_irq_routing_entry *ckvm_irq_routing_entries(struct kvm_irq_routing *r) { return r->entries; }
+
+// kvm_run's exit payloads live in an anonymous union, which Swift reaches only through
+// copies; these give the address of the real bytes.
+static inline uint8_t *ckvm_run_mmio_data(struct kvm_run *r) { return r->mmio.data; }
 
 // ---- libc calls Swift cannot import ----
 int ckvm_fcntl_setfl(int fd, int flags);

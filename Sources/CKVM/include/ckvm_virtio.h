@@ -1,5 +1,5 @@
 // Libc calls the virtio devices need that Swift's Glibc module does not import
-// (fallocate, getrandom and eventfd need _GNU_SOURCE or headers Glibc leaves out),
+// (fallocate and getrandom need _GNU_SOURCE or headers Glibc leaves out),
 // plus a full memory fence for the virtqueue protocol. Same conventions as ckvm.h.
 #ifndef CKVM_VIRTIO_H
 #define CKVM_VIRTIO_H
@@ -15,9 +15,6 @@ static const int CKVM_FALLOC_ZERO_RANGE = 0x10;
 
 // getrandom(2) with flags 0; returns the byte count or -errno.
 long ckvm_getrandom(void *buffer, size_t length);
-
-// eventfd(2) with EFD_CLOEXEC|EFD_NONBLOCK; returns the fd or -errno.
-int ckvm_eventfd(unsigned int initial);
 
 // Full (sequentially consistent) fence between guest-visible ring accesses.
 static inline void ckvm_memory_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }

@@ -8,6 +8,9 @@ public struct VirtioActivation {
     public let interrupt: VirtioInterrupt
     /// The features the driver accepted (transport and device bits).
     public let features: UInt64
+    /// Ask for `process(queue:)` to run again on the event loop (host-side readiness:
+    /// console input arrived, output drained). Never processes in the caller's lock.
+    public let kick: (Int) -> Void
 }
 
 /// A virtio device model behind a transport. The transport serialises every call

@@ -24,7 +24,7 @@ public final class VirtioMMIOTransport: MMIODevice {
     public let device: VirtioDevice
     public let memory: GuestMemory
     public let interrupt: VirtioInterrupt
-    private let notifyFDs: [NotifyEventFD]
+    private let notifyFDs: [EventFD]
     private let state: Mutex<TransportState>
 
     /// Features the transport offers on top of the device's own.
@@ -34,7 +34,7 @@ public final class VirtioMMIOTransport: MMIODevice {
         self.device = device
         self.memory = memory
         self.interrupt = VirtioInterrupt(line: line)
-        self.notifyFDs = notify == .eventFD ? try device.queueMaxSizes.map { _ in try NotifyEventFD() } : []
+        self.notifyFDs = notify == .eventFD ? try device.queueMaxSizes.map { _ in try EventFD() } : []
         self.state = Mutex(TransportState(maxSizes: device.queueMaxSizes))
     }
 
@@ -145,10 +145,16 @@ public final class VirtioMMIOTransport: MMIODevice {
         return result
     }
 
-    private func notify(queue: Int) {
+    /// QueueNotify by MMIO exit, or a device asking to be run again (e.g. console input
+    /// arrived): wake the event loop through the eventfd, or process here in `.inline`.
+    public func kick(queue: Int) {
         if queue >= 0 && queue < notifyFDs.count { notifyFDs[queue].signal() }
         else if notifyFDs.isEmpty { handleNotify(queue: queue) }
-        else { invalid(()) }
+    }
+
+    private func notify(queue: Int) {
+        if queue < 0 || queue >= device.queueMaxSizes.count { return invalid(()) }
+        kick(queue: queue)
     }
 
     /// Queue registers are writable while the driver sets up (before DRIVER_OK) and
@@ -216,7 +222,8 @@ public final class VirtioMMIOTransport: MMIODevice {
             for q in s.queues {
                 queues.append(q.ready ? try Virtqueue(config: q, memory: memory, eventIndex: eventIndex) : nil)
             }
-            try device.activate(VirtioActivation(queues: queues, memory: memory, interrupt: interrupt, features: s.driverFeatures))
+            try device.activate(VirtioActivation(queues: queues, memory: memory, interrupt: interrupt, features: s.driverFeatures,
+                                                 kick: { [weak self] in self?.kick(queue: $0) }))
             s.active = true
             s.live = queues
             s.metrics.activations &+= 1

@@ -1,0 +1,36 @@
+# swiftvmm — the two commands a newcomer needs:
+#   make run    install what is missing, build, boot the default guest
+#   make test   install what is missing, build, run every test
+SHELL := /bin/bash
+SWIFT ?= swift
+RELEASE_BIN := .build/release/swiftvmm
+# Debian packages the build, the guests and the tests use.
+APT_PACKAGES := make gcc binutils libc6-dev linux-libc-dev qemu-system-x86 busybox-static \
+	acpica-tools e2fsprogs cpio lz4 xz-utils zstd kmod util-linux bsdextrautils \
+	iproute2 hyperfine python3 file
+
+.PHONY: run test deps build probe check bench fuzz clean
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --product swiftvmm
+
+check: build
+	$(RELEASE_BIN) check
+
+run: build
+	$(RELEASE_BIN) check
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
+
+clean:
+	rm -rf .build guests/out

@@ -1,0 +1,198 @@
+import CKVM
+import Glibc
+
+/// A whole x86-64 microVM: guest RAM, in-kernel irqchip and PIT, the legacy platform
+/// devices (COM1, CMOS, i8042, ACPI sleep registers, POST port), firmware tables, a Linux
+/// kernel loaded for the 64-bit entry, and one thread per vCPU.
+///
+///     let machine = try Machine(configuration: config, kvm: try KVM())
+///     // attach virtio devices: allocateMMIOWindow, attachMMIO, makeIRQFD
+///     try machine.boot()
+///     try machine.start()
+///     let reason = machine.wait()
+///     machine.shutdown()
+public final class Machine: @unchecked Sendable {
+    public let configuration: MachineConfiguration
+    public let kvm: KVM
+    public let vm: VirtualMachine
+    public let layout: GuestRAMLayout
+    public let memory: GuestMemory
+    public let portIO = PortIOBus()
+    public let mmio = MMIOBus()
+    public let control = MachineControl()
+
+    /// COM1 and the buffer its output goes through (drained by the console).
+    public let serial: Serial16550
+    public let serialOutput: BoundedOutputBuffer
+    /// Signalled when COM1 has output, or room for input again.
+    public let serialNotify: EventFD
+    /// The MMIO 16550, when configured; shares COM1's output buffer.
+    public private(set) var serialMMIO: Serial16550?
+
+    /// virtio-mmio windows in the order devices were added (DSDT and command line).
+    public private(set) var virtioWindows: [FirmwareLayout.MMIOWindow] = []
+    private var serialMMIOWindow: FirmwareLayout.MMIOWindow?
+    private var freeGSIs: [UInt32] = Machine.deviceGSIs
+    private let kernel: LinuxKernel
+    private var vcpus: [VCPU] = []
+    private var runners: [VCPURunner] = []
+
+    public static let com1GSI: UInt32 = 4
+    /// IOAPIC pins for MMIO devices: 5–23 without 8 (the RTC's).
+    public static let deviceGSIs: [UInt32] = [5, 6, 7] + Array(9...23)
+    public static let virtioMMIOBase: UInt64 = 0xD000_0000
+    public static let virtioMMIOStride: UInt64 = 0x1000
+    public static let maxVirtioDevices = 64
+
+    public init(configuration c: MachineConfiguration, kvm: KVM) throws {
+        configuration = c
+        self.kvm = kvm
+        let maxCPUs = min(kvm.maxVCPUs, FirmwareLayout.maxCPUCount)
+        guard c.cpus >= 1 && c.cpus <= maxCPUs else { throw ConfigurationError.cpuCount(c.cpus, maximum: maxCPUs) }
+        let minimum = GuestRAMLayout.minimumBytes >> 20
+        guard c.memoryMiB >= minimum else { throw ConfigurationError.memoryTooSmall(mib: c.memoryMiB, minimumMiB: minimum) }
+        let host = hostMemoryMiB()
+        guard c.memoryMiB <= host else { throw ConfigurationError.memoryTooLarge(mib: c.memoryMiB, hostMiB: host) }
+        if let a = c.serialMMIOAddress {
+            let inVirtio = a >= Machine.virtioMMIOBase && a < Machine.virtioMMIOBase + UInt64(Machine.maxVirtioDevices) * Machine.virtioMMIOStride
+            guard a & 0xFFF == 0, a >= GuestRAMLayout.lowRAMLimit, a < 0xFEC0_0000, !inVirtio else {
+                throw ConfigurationError.serialMMIOAddress(a)
+            }
+        }
+        // Read and validate the files before creating anything in the kernel.
+        kernel = try LinuxKernel(contentsOf: c.kernelPath)
+        if let initrd = c.initrdPath {
+            var st = stat()
+            if stat(initrd, &st) != 0 { throw BootError(path: initrd, .cannotRead(errno: errno)) }
+            if (st.st_mode & S_IFMT) != S_IFREG { throw ConfigurationError.file(path: initrd, problem: "initrd is not a regular file") }
+        }
+
+        layout = try GuestRAMLayout(memoryMiB: c.memoryMiB)
+        memory = try GuestMemory(layout: layout.regions)
+        vm = try kvm.createVM()
+        try vm.setTSSAddress(GuestRAMLayout.tssAddress)
+        try vm.setIdentityMapAddress(GuestRAMLayout.identityMapAddress)
+        try vm.createIRQChip()
+        try vm.createPIT2()
+        try vm.setMemory(memory)
+
+        serialNotify = try EventFD()
+        let notifyFD = serialNotify.fd
+        serialOutput = BoundedOutputBuffer(wakeupFileDescriptor: notifyFD)
+        let notify = serialNotify
+        serial = Serial16550(interrupt: KVMIRQLine(vm: vm, gsi: Machine.com1GSI), output: serialOutput,
+                             onInputSpace: { notify.signal() })
+        try attachPlatformDevices()
+        if let a = c.serialMMIOAddress { try attachSerialMMIO(at: a) }
+        for i in 0..<c.cpus { vcpus.append(try vm.createVCPU(id: i)) }
+    }
+
+    private func attachPlatformDevices() throws {
+        let control = self.control
+        try portIO.attach(serial, base: 0x3F8, count: 8, name: "COM1")
+        let ramBelow4G = layout.lowRAMEnd, ramAbove4G = layout.highRAM?.size ?? 0
+        try portIO.attach(CMOS(ramBelow4GiB: ramBelow4G, ramAbove4GiB: ramAbove4G), base: 0x70, count: 2, name: "CMOS")
+        try portIO.attach(I8042(onReset: { control.requestStop(.reset) }), base: 0x60, count: 5, name: "i8042")
+        try portIO.attach(ACPISleepRegisters(onPoweroff: { control.requestStop(.powerOff) }),
+                          base: ACPISleepRegisters.controlPort, count: 2, name: "ACPI sleep registers")
+        try portIO.attach(DiscardDevice(), base: DiscardDevice.postPort, count: 1, name: "POST")
+    }
+
+    private func attachSerialMMIO(at address: UInt64) throws {
+        guard let gsi = freeGSIs.popLast() else { throw ConfigurationError.noFreeInterrupt(device: "--serial-mmio") }
+        let notify = serialNotify
+        let uart = Serial16550(interrupt: KVMIRQLine(vm: vm, gsi: gsi), output: serialOutput, onInputSpace: { notify.signal() })
+        try mmio.attach(uart, base: address, size: 0x1000, name: "MMIO 16550")
+        serialMMIO = uart
+        serialMMIOWindow = FirmwareLayout.MMIOWindow(base: address, size: 0x1000, gsi: gsi)
+    }
+
+    // MARK: devices added by other layers (virtio)
+
+    /// Reserve the next virtio-mmio window and interrupt line.
+    public func allocateVirtioWindow(name: String) throws -> (base: UInt64, size: UInt64, gsi: UInt32) {
+        guard virtioWindows.count < Machine.maxVirtioDevices else { throw ConfigurationError.noFreeMMIOWindow(device: name) }
+        guard !freeGSIs.isEmpty else { throw ConfigurationError.noFreeInterrupt(device: name) }
+        let gsi = freeGSIs.removeFirst()
+        let base = Machine.virtioMMIOBase + UInt64(virtioWindows.count) * Machine.virtioMMIOStride
+        virtioWindows.append(FirmwareLayout.MMIOWindow(base: base, size: Machine.virtioMMIOStride, gsi: gsi))
+        return (base, Machine.virtioMMIOStride, gsi)
+    }
+
+    /// Linux's `virtio_mmio.device=` entries for every window (kernels without ACPI).
+    public var virtioCommandLine: String {
+        virtioWindows.map { w in "virtio_mmio.device=4K@\(hex(w.base)):\(w.gsi ?? 0)" }.joined(separator: " ")
+    }
+
+    /// An irqfd-backed edge interrupt on `gsi`.
+    public func makeIRQFD(gsi: UInt32) throws -> IRQFDLine {
+        try IRQFDLine(vm: vm, gsi: gsi)
+    }
+
+    // MARK: boot and run
+
+    /// Write the firmware tables, load the kernel, initrd and command line (with
+    /// `extraCommandLine` appended), and set every vCPU's initial state.
+    public func boot(extraCommandLine: String = "") throws {
+        let firmware = try FirmwareImage(layout: FirmwareLayout(cpuCount: configuration.cpus, virtioMMIO: virtioWindows,
+                                                               serialMMIO: serialMMIOWindow, com1: true))
+        try firmware.write(to: memory)
+        var cmdline = configuration.commandLine
+        if !extraCommandLine.isEmpty { cmdline += (cmdline.isEmpty ? "" : " ") + extraCommandLine }
+        let loaded = try LinuxLoader.load(kernel, into: memory, layout: layout, commandLine: cmdline,
+                                          initrd: configuration.initrdPath.map { .path($0) },
+                                          elfEntry: configuration.elfEntry, acpiRSDP: firmware.rsdpAddress)
+
+        let supported = try kvm.supportedCPUID().map(CPUIDEntry.init)
+        for vcpu in vcpus {
+            let tsc = vcpu.tscKHz().map { UInt32($0) }
+            try vcpu.setCPUID(GuestCPUID.entries(from: supported, vcpu: vcpu.id, cpuCount: vcpus.count, tscKHz: tsc).map(\.kvm))
+            try vcpu.setMSRs(BootMSRs.entries)
+            try vcpu.setFPU(FPUState().kvm)
+            var lapic = try vcpu.getLAPIC()
+            BootLAPIC.configureLINT(&lapic)
+            try vcpu.setLAPIC(lapic)
+        }
+        // Only the boot vCPU gets an entry state; the others wait in the in-kernel LAPIC
+        // for INIT/SIPI from the guest.
+        var sregs = try vcpus[0].getSpecialRegisters()
+        loaded.entry.apply(to: &sregs)
+        try vcpus[0].setSpecialRegisters(sregs)
+        try vcpus[0].setRegisters(loaded.entry.kvmRegs)
+    }
+
+    /// Start one thread per vCPU.
+    public func start() throws {
+        let handlers = ExitHandlers(portIO: portIO, mmio: mmio, memory: memory, control: control)
+        for vcpu in vcpus {
+            let runner = VCPURunner(vcpu: vcpu, handlers: handlers)
+            do {
+                try runner.start()
+            } catch {
+                control.requestStop(.vmmError("\(error)"))
+                throw error
+            }
+            runners.append(runner)
+        }
+    }
+
+    /// Block until the guest or the host stops the machine.
+    public func wait() -> MachineStopReason { control.wait() }
+
+    public func requestStop(_ reason: MachineStopReason) { control.requestStop(reason) }
+
+    /// Stop and join the vCPU threads.
+    public func shutdown() {
+        control.requestStop(.hostRequest("shutdown"))
+        for r in runners { r.kick() }
+        for r in runners { r.join() }
+        if bootFirstRun == nil { bootFirstRun = runners.first?.firstRunTime }
+        runners.removeAll()
+    }
+
+    /// Monotonic time of the first KVM_RUN on the boot vCPU, if it has happened.
+    public var firstRunTime: timespec? { bootFirstRun ?? runners.first?.firstRunTime }
+    private var bootFirstRun: timespec?
+
+    public var vcpuCount: Int { vcpus.count }
+}

@@ -1,0 +1,19 @@
+import Foundation
+import KVMKit
+import XCTest
+
+/// Open /dev/kvm for a test. Without it the test is skipped, visibly — except under
+/// CI=true, where a missing /dev/kvm is a failure.
+func requireKVM(file: StaticString = #filePath, line: UInt = #line) throws -> KVM {
+    do {
+        return try KVM()
+    } catch {
+        if ProcessInfo.processInfo.environment["CI"] == "true" {
+            XCTFail("CI=true but /dev/kvm is not usable: \(error)", file: file, line: line)
+            throw error
+        }
+        let message = "SKIPPED (no usable /dev/kvm: \(error))"
+        print(message)
+        throw XCTSkip(message)
+    }
+}

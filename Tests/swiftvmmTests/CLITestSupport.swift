@@ -1,0 +1,68 @@
+import Foundation
+import XCTest
+
+/// The swiftvmm executable built next to this test bundle (or $SWIFTVMM_BIN).
+func swiftvmmExecutable() -> URL {
+    if let p = ProcessInfo.processInfo.environment["SWIFTVMM_BIN"] { return URL(fileURLWithPath: p) }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swiftvmm")
+}
+
+/// The repository root (Tests/swiftvmmTests/<this file> → ../..).
+func repositoryRoot() -> URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
+struct ProcessResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Run a program to completion with optional stdin bytes and a timeout (then SIGKILL).
+@discardableResult
+func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 60,
+                environment: [String: String]? = nil) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = arguments
+    if let env = environment { p.environment = env }
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
+    var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    try p.run()
+    if let s = stdin {
+        inp.fileHandleForWriting.write(s)
+        try? inp.fileHandleForWriting.close()
+    }
+    let deadline = Date().addingTimeInterval(timeout)
+    while p.isRunning && Date() < deadline { usleep(20_000) }
+    if p.isRunning {
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        group.wait()
+        throw NSError(domain: "swiftvmm-tests", code: 124, userInfo: [NSLocalizedDescriptionKey:
+            "\(executable.lastPathComponent) \(arguments) timed out after \(timeout) s; output so far:\n\(String(decoding: outData, as: UTF8.self))\n\(String(decoding: errData, as: UTF8.self))"])
+    }
+    p.waitUntilExit()
+    group.wait()
+    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Skip visibly without /dev/kvm, but fail under CI=true.
+func requireKVMDevice() throws {
+    if FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileManager.default.isWritableFile(atPath: "/dev/kvm") { return }
+    if ProcessInfo.processInfo.environment["CI"] == "true" {
+        XCTFail("CI=true but /dev/kvm is not usable")
+        throw XCTSkip("failed: no /dev/kvm")
+    }
+    print("SKIPPED (no usable /dev/kvm)")
+    throw XCTSkip("no usable /dev/kvm")
+}
