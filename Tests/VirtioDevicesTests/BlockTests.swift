@@ -277,4 +277,31 @@ final class BlockTests: XCTestCase {
         XCTAssertEqual(line.triggers, 1)  // only the first completion interrupts
         XCTAssertEqual(guest.availEvent, 20)
     }
+
+    /// A block device as the backend (the nested test bed uses /dev/vdb). Destructive:
+    /// runs only when SWIFTVMM_TEST_BLOCK_DEVICE names a scratch device (e.g. a loop device).
+    func testBlockDeviceBackend() throws {
+        guard let dev = ProcessInfo.processInfo.environment["SWIFTVMM_TEST_BLOCK_DEVICE"] else {
+            throw XCTSkip("set SWIFTVMM_TEST_BLOCK_DEVICE to a scratch block device (losetup -f --show FILE)")
+        }
+        let b = try FileBlockBackend(path: dev, readOnly: false)
+        XCTAssertTrue(b.isBlockDevice)
+        XCTAssertGreaterThan(b.size, 0)
+        XCTAssertThrowsError(try FileBlockBackend(path: dev, readOnly: false)) {
+            XCTAssertEqual($0 as? BlockBackendError, .inUse(path: dev))
+        }
+        var data = [UInt8](repeating: 0x3c, count: 4096)
+        try data.withUnsafeBytes { try b.write(from: $0, at: 8192) }
+        try b.flush()
+        var back = [UInt8](repeating: 0, count: 4096)
+        try back.withUnsafeMutableBytes { try b.read(into: $0, at: 8192) }
+        XCTAssertEqual(back, data)
+        try b.writeZeroes(offset: 8192, length: 4096, mayUnmap: false)
+        try back.withUnsafeMutableBytes { try b.read(into: $0, at: 8192) }
+        XCTAssertEqual(back, [UInt8](repeating: 0, count: 4096))
+        data = [UInt8](repeating: 0x77, count: 4096)
+        try data.withUnsafeBytes { try b.write(from: $0, at: 8192) }
+        try b.discard(offset: 8192, length: 4096)
+        try b.writeZeroes(offset: 12288, length: 4096, mayUnmap: true)
+    }
 }
