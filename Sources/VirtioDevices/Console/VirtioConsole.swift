@@ -54,8 +54,9 @@ public final class VirtioConsole: VirtioDevice {
 
     public func activate(_ a: VirtioActivation) throws {
         queues = a.queues; memory = a.memory; interrupt = a.interrupt
+        // Input queued before DRIVER_OK goes in when the driver first notifies the receiveq
+        // (Linux does after filling it); kicking here would re-enter the transport's lock.
         kick.withLock { $0 = a.kick }
-        if input.count > 0 { a.kick(Self.receiveQueue) }
     }
     public func reset() {
         queues = []; memory = nil; interrupt = nil; pendingTransmit = nil
