@@ -27,7 +27,6 @@ public final class VirtioBlock: VirtioDevice {
     private let config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
-    private var interrupt: VirtioInterrupt?
 
     public init(backend: BlockBackend, serial: String) {
         self.backend = backend
@@ -70,15 +69,14 @@ public final class VirtioBlock: VirtioDevice {
     public func activate(_ a: VirtioActivation) throws {
         queue = a.queues.first ?? nil
         memory = a.memory
-        interrupt = a.interrupt
     }
 
     public func reset() {
-        queue = nil; memory = nil; interrupt = nil
+        queue = nil; memory = nil
     }
 
     public func process(queue index: Int) throws {
-        guard index == 0, let queue, let memory, let interrupt else { throw BlockDeviceError.notActivated }
+        guard index == 0, let queue, let memory else { throw BlockDeviceError.notActivated }
         while let chain = try queue.pop() {
             guard let statusAddress = BlockRequest.statusAddress(of: chain) else {
                 throw BlockDeviceError.requestWithoutStatus(head: chain.head)
@@ -98,7 +96,7 @@ public final class VirtioBlock: VirtioDevice {
                 metrics.lastError = "\(error)"
             }
             try memory.store(status, at: statusAddress)
-            try queue.complete(chain, length: written + 1, interrupt: interrupt)
+            try queue.complete(chain, length: written + 1)
         }
     }
 

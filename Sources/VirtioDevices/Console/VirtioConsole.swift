@@ -31,7 +31,6 @@ public final class VirtioConsole: VirtioDevice {
     let inputWasFull = Atomic<Bool>(false)
     private var queues: [Virtqueue?] = []
     private var memory: GuestMemory?
-    private var interrupt: VirtioInterrupt?
     /// Set while active; used from the host side's thread, so behind its own lock.
     private let kick = Mutex<((Int) -> Void)?>(nil)
 
@@ -53,25 +52,25 @@ public final class VirtioConsole: VirtioDevice {
     public func writeConfig(offset: Int, bytes: UnsafeRawBufferPointer) {}
 
     public func activate(_ a: VirtioActivation) throws {
-        queues = a.queues; memory = a.memory; interrupt = a.interrupt
+        queues = a.queues; memory = a.memory
         // Input queued before DRIVER_OK goes in when the driver first notifies the receiveq
         // (Linux does after filling it); kicking here would re-enter the transport's lock.
         kick.withLock { $0 = a.kick }
     }
     public func reset() {
-        queues = []; memory = nil; interrupt = nil; pendingTransmit = nil
+        queues = []; memory = nil; pendingTransmit = nil
         kick.withLock { $0 = nil }
         transmitBlocked.store(false, ordering: .relaxed)
     }
 
     public func process(queue index: Int) throws {
-        guard index < queues.count, let queue = queues[index], let memory, let interrupt else { return }
-        if index == Self.receiveQueue { try receive(queue, memory, interrupt) }
-        else if index == Self.transmitQueue { try transmit(queue, memory, interrupt) }
+        guard index < queues.count, let queue = queues[index], let memory else { return }
+        if index == Self.receiveQueue { try receive(queue, memory) }
+        else if index == Self.transmitQueue { try transmit(queue, memory) }
     }
 
     /// Move host input into the guest's receive buffers while both exist.
-    private func receive(_ queue: Virtqueue, _ memory: GuestMemory, _ interrupt: VirtioInterrupt) throws {
+    private func receive(_ queue: Virtqueue, _ memory: GuestMemory) throws {
         while input.count > 0 {
             guard let chain = try queue.pop() else { break }
             var written: UInt64 = 0
@@ -82,14 +81,14 @@ public final class VirtioConsole: VirtioDevice {
             }
             if written == 0 { queue.undoPop(); break }
             bytesIn &+= written
-            try queue.complete(chain, length: UInt32(written), interrupt: interrupt)
+            try queue.complete(chain, length: UInt32(written))
         }
         // The host side stopped feeding when the queue filled; tell it there is room.
         if input.count < Self.inputCapacity, inputWasFull.exchange(false, ordering: .acquiringAndReleasing) { notify.signal() }
     }
 
     /// Hand guest output to the output buffer; a chain it cannot take whole waits.
-    private func transmit(_ queue: Virtqueue, _ memory: GuestMemory, _ interrupt: VirtioInterrupt) throws {
+    private func transmit(_ queue: Virtqueue, _ memory: GuestMemory) throws {
         while true {
             let (chain, start): (DescriptorChain, UInt64)
             if let p = pendingTransmit { (chain, start) = p } else {
@@ -114,7 +113,7 @@ public final class VirtioConsole: VirtioDevice {
                 }
             }
             pendingTransmit = nil
-            try queue.complete(chain, length: 0, interrupt: interrupt)
+            try queue.complete(chain, length: 0)
         }
     }
 

@@ -24,6 +24,8 @@ public final class Virtqueue {
     public private(set) var nextAvail: UInt16 = 0
     /// The device's used index (free-running), published after each `addUsed`.
     public private(set) var nextUsed: UInt16 = 0
+    /// Used entries were added since the last `needsInterrupt`.
+    public private(set) var hasNewUsed = false
     /// Used index at the last interrupt, for vring_need_event; nil before the first.
     private var signalledUsed: UInt16?
     /// At most this many chains per batch (one notification's worth of work), so a guest
@@ -131,6 +133,7 @@ public final class Virtqueue {
         try store(UInt32(head), slot)
         try store(length, slot + 4)
         nextUsed &+= 1
+        hasNewUsed = true
         ckvm_memory_fence()  // the entry is visible before the index (§2.7.14)
         try store(nextUsed, usedIndexAddress)
     }
@@ -140,6 +143,7 @@ public final class Virtqueue {
     /// Call after `addUsed`; it records the interrupt as sent when it answers true.
     public func needsInterrupt() throws -> Bool {
         ckvm_memory_fence()  // the used index is visible before we read the driver's wish
+        hasNewUsed = false
         let new = nextUsed
         if !eventIndex { return try availFlags & Virtqueue.availNoInterrupt == 0 }
         let old = signalledUsed

@@ -13,7 +13,6 @@ public final class VirtioRng: VirtioDevice {
     public private(set) var failures: UInt64 = 0
     private var queue: Virtqueue?
     private var memory: GuestMemory?
-    private var interrupt: VirtioInterrupt?
 
     public init() {}
 
@@ -26,12 +25,12 @@ public final class VirtioRng: VirtioDevice {
     public func writeConfig(offset: Int, bytes: UnsafeRawBufferPointer) {}
 
     public func activate(_ a: VirtioActivation) throws {
-        queue = a.queues.first ?? nil; memory = a.memory; interrupt = a.interrupt
+        queue = a.queues.first ?? nil; memory = a.memory
     }
-    public func reset() { queue = nil; memory = nil; interrupt = nil }
+    public func reset() { queue = nil; memory = nil }
 
     public func process(queue index: Int) throws {
-        guard index == 0, let queue, let memory, let interrupt else { return }
+        guard index == 0, let queue, let memory else { return }
         while let chain = try queue.pop() {
             var written: UInt64 = 0
             for b in chain.writable where written < Self.maxBytesPerRequest {
@@ -41,7 +40,7 @@ public final class VirtioRng: VirtioDevice {
                 written += n
             }
             bytesProvided &+= written
-            try queue.complete(chain, length: UInt32(written), interrupt: interrupt)
+            try queue.complete(chain, length: UInt32(written))
         }
     }
 

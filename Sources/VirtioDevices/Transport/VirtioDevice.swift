@@ -36,11 +36,10 @@ public protocol VirtioDevice: AnyObject {
     func process(queue: Int) throws
 }
 
-/// Helpers for devices: complete a chain and interrupt if the driver asked for it.
 extension Virtqueue {
-    /// Add the used entry and, if the driver wants it now, raise a used-buffer interrupt.
-    public func complete(_ chain: DescriptorChain, length: UInt32, interrupt: VirtioInterrupt) throws {
+    /// Return a chain to the driver. The transport decides about the interrupt once per
+    /// batch (after `process`), so a batch of completions costs at most one interrupt.
+    public func complete(_ chain: DescriptorChain, length: UInt32) throws {
         try addUsed(head: chain.head, length: length)
-        if try needsInterrupt() { interrupt.signalUsedBuffer() }
     }
 }

@@ -55,8 +55,11 @@ public final class VirtioMMIOTransport: MMIODevice {
             s.metrics.notifications &+= 1
             guard s.active, !s.broken, queue >= 0, queue < s.live.count, let q = s.live[queue] else { return }
             q.beginBatch()
-            do { try device.process(queue: queue) }
-            catch { return enterNeedsReset(&s, "queue \(queue): \(error)") }
+            do {
+                try device.process(queue: queue)
+                // One interrupt decision per batch, if the driver wants one (EVENT_IDX/flags).
+                if q.hasNewUsed, try q.needsInterrupt() { interrupt.signalUsedBuffer() }
+            } catch { return enterNeedsReset(&s, "queue \(queue): \(error)") }
             // Come back after the event loop has served others (eventfd mode).
             if q.hasDeferredWork && queue < notifyFDs.count { notifyFDs[queue].signal() }
         }
