@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import KVMKit
+import VirtioDevices
 
 // Parse by hand so that every usage error exits 2 (bad input), not ArgumentParser's 64.
 do {
@@ -13,6 +14,12 @@ do {
     fputs("swiftvmm: \(e)\n", stderr)
     exit(VMMExit.badInput)
 } catch let e as ConfigurationError {
+    fputs("swiftvmm: \(e)\n", stderr)
+    exit(VMMExit.badInput)
+} catch let e as DiskOptionsError {
+    fputs("swiftvmm: \(e)\n", stderr)
+    exit(VMMExit.badInput)
+} catch let e as BlockBackendError {
     fputs("swiftvmm: \(e)\n", stderr)
     exit(VMMExit.badInput)
 } catch let e as ConsoleError {
