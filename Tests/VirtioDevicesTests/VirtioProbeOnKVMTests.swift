@@ -64,6 +64,7 @@ final class VirtioProbeOnKVMTests: XCTestCase {
         XCTAssertTrue(out.contains("fail=0"))
         XCTAssertEqual(blockTransport.metrics.needsReset, 0)
         XCTAssertGreaterThan(blockTransport.metrics.notifications, 0)
+        XCTAssertEqual(blockTransport.metrics.mmioNotifies, 0)  // all through KVM_IOEVENTFD
         XCTAssertFalse(console.output.readAll().isEmpty)
         XCTAssertEqual(FileManager.default.contents(atPath: image), before)  // the probe restores what it wrote
     }

@@ -157,6 +157,7 @@ public final class VirtioMMIOTransport: MMIODevice {
 
     private func notify(queue: Int) {
         if queue < 0 || queue >= device.queueMaxSizes.count { return invalid(()) }
+        state.withLock { $0.metrics.mmioNotifies &+= 1 }
         kick(queue: queue)
     }
 

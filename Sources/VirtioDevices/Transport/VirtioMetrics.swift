@@ -2,6 +2,9 @@
 public struct VirtioTransportMetrics: Equatable {
     /// Queue notifications handled (ioeventfd or MMIO write).
     public var notifications: UInt64 = 0
+    /// QueueNotify writes that reached the transport as MMIO exits (with ioeventfds
+    /// registered, these should stay 0).
+    public var mmioNotifies: UInt64 = 0
     /// Reads or writes of a register that does not exist, is write-only/read-only,
     /// or has the wrong access width.
     public var invalidAccesses: UInt64 = 0
