@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import KVMKit
+import VirtioDevices
 
 /// `swiftvmm run`: boot a Linux kernel (or the probe kernel) with its console on the terminal.
 struct RunCommand: ParsableCommand {
@@ -37,6 +38,18 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("elf-entry"), help: "For an ELF vmlinux: linux64 (64-bit boot protocol) or pvh.")
     var elfEntry: String?
 
+    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME] (raw image file or block device; repeatable).")
+    var disks: [String] = []
+
+    @Flag(help: "Add a virtio-rng entropy device.")
+    var rng = false
+
+    @Option(help: "Which guest device the host console (--serial) is connected to: serial (COM1) or hvc (virtio-console; COM1 output is still shown).")
+    var console: String = "serial"
+
+    @Flag(name: .customLong("no-virtio-cmdline"), help: "Do not append virtio_mmio.device= entries to the kernel command line (the DSDT declares the devices either way).")
+    var noVirtioCommandLine = false
+
     @Flag(help: "Print start-up timings to stderr.")
     var timings = false
 
@@ -44,25 +57,37 @@ struct RunCommand: ParsableCommand {
         let clockAtStart = mainStartNanoseconds
         let config = try makeConfiguration()
         let consoleMode = try ConsoleMode(parsing: serial)
+        guard console == "serial" || console == "hvc" else { throw ValidationError("--console \(console): use serial or hvc") }
+        let diskOptions = try disks.map { try DiskOptions(parsing: $0) }
         let kvm: KVM
         do { kvm = try KVM() } catch { throw RuntimeFailure("\(error)") }
         let machine = try Machine(configuration: config, kvm: kvm)
-        try machine.boot()
+        let loop = try EventLoop()
+        for (i, d) in diskOptions.enumerated() {
+            try VirtioMachineAttachment.attach(try VirtioBlock(options: d), name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
+        }
+        if rng { try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop) }
+        var guestPort: ConsoleGuestPort = SerialConsolePort(machine: machine)
+        if console == "hvc" {
+            let hvc = try VirtioConsole()
+            try VirtioMachineAttachment.attach(hvc, name: "virtio-console", to: machine, loop: loop)
+            guestPort = try MergedConsolePort(primary: VirtioConsolePort(hvc), alsoOutputFrom: guestPort, loop: loop)
+        }
+        try machine.boot(extraCommandLine: noVirtioCommandLine ? "" : machine.virtioCommandLine)
         let built = monotonicNanoseconds()
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
 
-        let loop = try EventLoop()
-        let console = ConsoleBackend(mode: consoleMode, port: SerialConsolePort(machine: machine), loop: loop) {
+        let console = ConsoleBackend(mode: consoleMode, port: guestPort, loop: loop) {
             machine.requestStop(.hostRequest("Ctrl-A x"))
         }
         try console.start()
-        try loop.start()
         do {
+            try loop.start()
             try machine.start()
         } catch {
-            loop.stop(); loop.join(); console.shutdown()
+            machine.shutdown(); loop.stop(); loop.join(); console.shutdown()
             throw RuntimeFailure("\(error)")
         }
         let reason = machine.wait()
@@ -81,7 +106,11 @@ struct RunCommand: ParsableCommand {
         if dropped > 0 { warn("\(dropped) bytes of guest console output were dropped (the console was too slow)") }
         let unhandled = machine.portIO.unhandled.readCount + machine.portIO.unhandled.writeCount
             + machine.mmio.unhandled.readCount + machine.mmio.unhandled.writeCount
-        if timings { warn("unhandled accesses: \(unhandled)") }
+        if timings {
+            var line = "unhandled accesses: \(unhandled); COM1 transmitted \(machine.serial.metrics.transmittedBytes) bytes"
+            if let m = machine.serialMMIO { line += ", MMIO 16550 transmitted \(m.metrics.transmittedBytes) bytes" }
+            warn(line)
+        }
 
         switch reason {
         case .powerOff, .hostRequest:

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import KVMKit
+import VirtioDevices
 
 /// When main started (CLOCK_MONOTONIC), before argument parsing: `--timings` counts from here.
 let mainStartNanoseconds = monotonicNanoseconds()
@@ -16,6 +17,12 @@ do {
     fputs("swiftvmm: \(e)\n", stderr)
     exit(VMMExit.badInput)
 } catch let e as ConfigurationError {
+    fputs("swiftvmm: \(e)\n", stderr)
+    exit(VMMExit.badInput)
+} catch let e as DiskOptionsError {
+    fputs("swiftvmm: \(e)\n", stderr)
+    exit(VMMExit.badInput)
+} catch let e as BlockBackendError {
     fputs("swiftvmm: \(e)\n", stderr)
     exit(VMMExit.badInput)
 } catch let e as ConsoleError {

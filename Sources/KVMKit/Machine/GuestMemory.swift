@@ -29,6 +29,13 @@ public struct MemoryRegion: @unchecked Sendable {
     public let host: UnsafeMutableRawPointer
 
     public var end: UInt64 { guestAddress + size }
+
+    /// A region over memory the caller owns (tests, fuzzers): see `GuestMemory(borrowing:)`.
+    public init(guestAddress: UInt64, size: UInt64, host: UnsafeMutableRawPointer) {
+        self.guestAddress = guestAddress
+        self.size = size
+        self.host = host
+    }
 }
 
 /// Guest RAM: one or more host mappings, and the only way device code reaches it.

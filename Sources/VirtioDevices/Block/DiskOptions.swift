@@ -1,0 +1,40 @@
+/// `--disk PATH[,ro][,id=NAME]`, parsed. Paths containing a comma are not supported.
+public struct DiskOptions: Equatable {
+    public var path: String
+    public var readOnly = false
+    /// GET_ID serial; nil means the file's base name.
+    public var id: String?
+
+    public init(path: String, readOnly: Bool = false, id: String? = nil) {
+        self.path = path; self.readOnly = readOnly; self.id = id
+    }
+
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard let first = parts.first, !first.isEmpty else { throw DiskOptionsError.missingPath(text) }
+        path = first
+        for part in parts.dropFirst() {
+            if part == "ro" { readOnly = true }
+            else if part.hasPrefix("id="), part.count > 3 { id = String(part.dropFirst(3)) }
+            else { throw DiskOptionsError.unknownOption(part, in: text) }
+        }
+    }
+
+    /// The serial reported to the guest: `id`, else the path's last component.
+    public var serial: String {
+        if let id { return id }
+        return path.split(separator: "/").last.map(String.init) ?? path
+    }
+}
+
+public enum DiskOptionsError: Error, Equatable, CustomStringConvertible {
+    case missingPath(String)
+    case unknownOption(String, in: String)
+
+    public var description: String {
+        switch self {
+        case .missingPath(let t): return "--disk \(t): expected PATH[,ro][,id=NAME]"
+        case .unknownOption(let o, let t): return "--disk \(t): unknown option '\(o)' (expected ro or id=NAME)"
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import KVMKit
+
+/// What a device needs once the driver sets DRIVER_OK.
+public struct VirtioActivation {
+    /// One entry per queue the device declared; nil where the driver did not enable it.
+    public let queues: [Virtqueue?]
+    public let memory: GuestMemory
+    public let interrupt: VirtioInterrupt
+    /// The features the driver accepted (transport and device bits).
+    public let features: UInt64
+    /// Ask for `process(queue:)` to run again on the event loop (host-side readiness:
+    /// console input arrived, output drained). Never processes in the caller's lock.
+    public let kick: (Int) -> Void
+}
+
+/// A virtio device model behind a transport. The transport serialises every call
+/// (register access, activation, queue processing) under one lock, so a device holds
+/// no lock of its own for its virtio state.
+public protocol VirtioDevice: AnyObject {
+    /// Device ID (§5): 2 block, 3 console, 4 entropy.
+    var deviceType: UInt32 { get }
+    /// Device-specific feature bits; the transport adds VERSION_1, EVENT_IDX, INDIRECT_DESC.
+    var deviceFeatures: UInt64 { get }
+    /// Maximum size of each queue; the count is the number of queues.
+    var queueMaxSizes: [UInt16] { get }
+    /// Read config space bytes [offset, offset+buffer.count); out of range reads as zero.
+    func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer)
+    /// Write config space bytes; devices ignore fields they do not make writable.
+    func writeConfig(offset: Int, bytes: UnsafeRawBufferPointer)
+    /// Start the device with the queues the driver set up.
+    func activate(_ activation: VirtioActivation) throws
+    /// Forget the activation: the driver wrote 0 to Status (or the transport failed it).
+    func reset()
+    /// Process queue `queue` after a notification (or host-side readiness, e.g. input).
+    /// Throwing `VirtqueueError` makes the transport set DEVICE_NEEDS_RESET.
+    func process(queue: Int) throws
+}
+
+extension Virtqueue {
+    /// Return a chain to the driver. The transport decides about the interrupt once per
+    /// batch (after `process`), so a batch of completions costs at most one interrupt.
+    public func complete(_ chain: DescriptorChain, length: UInt32) throws {
+        try addUsed(head: chain.head, length: length)
+    }
+}

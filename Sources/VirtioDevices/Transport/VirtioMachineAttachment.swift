@@ -1,0 +1,21 @@
+import KVMKit
+
+/// Puts a virtio device on a `Machine`: the next virtio-mmio window and GSI, an irqfd
+/// for its interrupt, one ioeventfd per queue on QueueNotify (datamatch = queue index,
+/// so a notify never exits to userspace), and the event-loop handlers that process the
+/// queues. Call before `machine.boot()` so the DSDT and `virtioCommandLine` include it.
+public enum VirtioMachineAttachment {
+    @discardableResult
+    public static func attach(_ device: VirtioDevice, name: String, to machine: Machine, loop: EventLoop) throws -> VirtioMMIOTransport {
+        let window = try machine.allocateVirtioWindow(name: name)
+        let line = try machine.makeIRQFD(gsi: window.gsi)
+        let transport = try VirtioMMIOTransport(device: device, memory: machine.memory, interrupt: line, notify: .eventFD)
+        try machine.mmio.attach(transport, base: window.base, size: window.size, name: name)
+        for (queue, fd) in transport.notifyEventFDs.enumerated() {
+            try machine.vm.registerIOEventFD(eventFD: fd, address: window.base + VirtioMMIORegister.queueNotify,
+                                             length: 4, dataMatch: UInt64(queue))
+            try loop.register(fd: fd, events: .readable) { _ in transport.handleNotify(queue: queue) }
+        }
+        return transport
+    }
+}
