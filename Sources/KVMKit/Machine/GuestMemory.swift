@@ -60,6 +60,11 @@ public final class GuestMemory: @unchecked Sendable {
                 for m in mapped { munmap(m.host, Int(m.size)) }
                 throw GuestMemoryError.mmapFailed(size: r.size, errno: e)
             }
+            // Transparent huge pages where the host allows them on request (the usual
+            // "madvise" setting), as QEMU does for guest RAM: fewer TLB misses for the
+            // guest and for device copies (virtio-blk, 8 interleaved runs: read +25 %, write +12 %).
+            // Advisory only: without THP nothing changes.
+            _ = madvise(p, Int(r.size), MADV_HUGEPAGE)
             mapped.append(MemoryRegion(guestAddress: r.guestAddress, size: r.size, host: p!))
         }
         regions = mapped
