@@ -34,6 +34,7 @@ LINUX_INITRD = "guests/out/linux/initramfs.cpio.gz"
 MEM_MIB = 128
 SCRATCH_MIB = 64  # the disk image; the block benchmark wraps around it
 PEERS = ("swiftvmm", "floor", "qemu")
+RESULTS = os.path.join(ROOT, "bench/results")
 
 BANNER = b"swiftvmm probe "
 PROMPT = b"probe> "
@@ -394,18 +395,27 @@ def bench_linux(reps, tmp):
         f.write(f"run --kernel {LINUX_KERNEL} --initrd {LINUX_INITRD} --cpus 1 --memory 256 "
                 "--cmdline \"console=ttyS0 quiet\" --timings\n? SWIFTVMM-READY\n< poweroff -f\n")
     env = dict(os.environ, SWIFTVMM_BIN=SWIFTVMM)
-    times, setup, total = [], [], []
+    times, setup, total, failures = [], [], [], []
     for i in range(reps):
         r = Run([NESTED_RUN, "--timeout", "600", "--script", script], env=env)
         ok = r.finish(timeout=700)
         b, d = r.find(b"NESTED-BEGIN 1"), r.find(b"SWIFTVMM-READY")
         if not ok or r.status != 0 or b < 0 or d < 0:
-            raise BenchError(f"nested Linux boot failed (status {r.status})\n{tail(r)}")
+            # Keep the whole console for the bug report, count it, and go on.
+            path = os.path.join(RESULTS, f"linux-boot-failure-{i + 1}.log")
+            with open(path, "wb") as f:
+                f.write(bytes(r.out) + b"\n--- stderr ---\n" + bytes(r.err))
+            failures.append(os.path.relpath(path, ROOT))
+            log(f"bench: nested Linux boot {i + 1} failed (status {r.status}); console in {failures[-1]}")
+            continue
         times.append((r.time_of(d) - r.time_of(b)) / 1e9)
         m = TIMINGS.search(r.out)
         setup.append(float(m.group(1)) if m else None)
         total.append(r.exit_ns / 1e9)
-    return {"swiftvmm": summary(times), "vmm_setup_ms": summary(setup), "harness_total_s": summary(total)}
+    if not times:
+        raise BenchError(f"every nested Linux boot failed: {', '.join(failures)}")
+    return {"swiftvmm": summary(times), "vmm_setup_ms": summary(setup), "harness_total_s": summary(total),
+            "failures": failures}
 
 
 # ---------------------------------------------------------------------------------------
@@ -480,6 +490,8 @@ def table(R, B):
         rows.append(("Linux boot to SWIFTVMM-READY (s)", fmt(lb["swiftvmm"], 2), "", ""))
         rows.append(("  of which VMM set-up, main → first KVM_RUN (ms)", fmt(lb["vmm_setup_ms"], 2), "", ""))
         rows.append(("  whole test-bed run, L1 boot included (s)", fmt(lb["harness_total_s"], 1), "", ""))
+        if lb["failures"]:
+            rows.append(("  failed boots (console logs in bench/results/)", str(len(lb["failures"])), "", ""))
 
     head = ("measurement (median, min–max)", "swiftvmm", "floor", "qemu")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(4)]
@@ -526,6 +538,7 @@ def to_json(R, B, meta):
     if "linux" in R:
         j["linux_boot_s"] = {"swiftvmm": med(R["linux"]["swiftvmm"])}
         j["linux_boot_vmm_setup_ms"] = {"swiftvmm": med(R["linux"]["vmm_setup_ms"])}
+        j["linux_boot_failures"] = R["linux"]["failures"]
     j["budgets"] = B
     j["details"] = R
     return j
@@ -570,7 +583,7 @@ def main():
     ap.add_argument("--json", default=os.path.join(ROOT, "bench/results/latest.json"))
     ap.add_argument("--exits", type=int, default=20000, help="N for probe.bench=pio:N / mmio:N")
     ap.add_argument("--blk-mib", type=int, default=1024, help="MiB per block benchmark run")
-    ap.add_argument("--linux-reps", type=int, default=2, help="nested Linux boots (each 30–90 s)")
+    ap.add_argument("--linux-reps", type=int, default=3, help="nested Linux boots (each 30–90 s)")
     a = ap.parse_args()
     only = set(a.only.split(","))
 
@@ -583,6 +596,10 @@ def main():
     if not shutil.which(QEMU):
         sys.exit(f"bench: {QEMU} not found (apt-get install qemu-system-x86)")
 
+    os.makedirs(RESULTS, exist_ok=True)
+    for old in os.listdir(RESULTS):
+        if old.startswith("linux-boot-failure-"):
+            os.remove(os.path.join(RESULTS, old))
     meta = machine_meta()
     virtio = has_virtio()
     meta["swiftvmm_virtio"] = virtio
