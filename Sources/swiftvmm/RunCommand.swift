@@ -4,7 +4,7 @@ import KVMKit
 import VirtioDevices
 
 /// `swiftvmm run`: boot a Linux kernel (or the probe kernel) with its console on the terminal.
-struct RunCommand: ParsableCommand {
+struct RunCommand: ParsableCommand, RunOptions {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Boot a Linux kernel in a microVM.",
@@ -24,13 +24,13 @@ struct RunCommand: ParsableCommand {
     var cmdline: String?
 
     @Option(help: "Guest RAM in MiB.")
-    var memory: UInt64 = 512
+    var memory: UInt64 = PlainRunOptions.defaults.memory
 
     @Option(help: "Number of vCPUs.")
-    var cpus: Int = 1
+    var cpus: Int = PlainRunOptions.defaults.cpus
 
     @Option(help: "Serial console: stdio, file:PATH, socket:PATH or none.")
-    var serial: String = "stdio"
+    var serial: String = PlainRunOptions.defaults.serial
 
     @Option(name: .customLong("serial-mmio"), help: "Also attach a 16550 at this MMIO address, e.g. 0xd1000000 (for earlycon=uart8250,mmio,ADDRESS).")
     var serialMMIO: String?
@@ -45,7 +45,7 @@ struct RunCommand: ParsableCommand {
     var rng = false
 
     @Option(help: "Which guest device the host console (--serial) is connected to: serial (COM1) or hvc (virtio-console; COM1 output is still shown).")
-    var console: String = "serial"
+    var console: String = PlainRunOptions.defaults.console
 
     @Flag(name: .customLong("no-virtio-cmdline"), help: "Do not append virtio_mmio.device= entries to the kernel command line (the DSDT declares the devices either way).")
     var noVirtioCommandLine = false
@@ -53,7 +53,12 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print start-up timings to stderr.")
     var timings = false
 
-    func run() throws {
+    func run() throws { try runMachine() }
+}
+
+// The command's work, for `RunCommand` and for `FastRunParser`'s options alike.
+extension RunOptions {
+    func runMachine() throws {
         let clockAtStart = mainStartNanoseconds
         let config = try makeConfiguration()
         let consoleMode = try ConsoleMode(parsing: serial)

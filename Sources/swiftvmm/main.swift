@@ -8,8 +8,12 @@ let mainStartNanoseconds = monotonicNanoseconds()
 
 // Parse by hand so that every usage error exits 2 (bad input), not ArgumentParser's 64.
 do {
-    var command = try SwiftVMM.parseAsRoot()
-    try command.run()
+    if let options = FastRunParser.parse(Array(CommandLine.arguments.dropFirst())) {
+        try options.runMachine()  // `swiftvmm run` with plain options: ArgumentParser stays cold
+    } else {
+        var command = try SwiftVMM.parseAsRoot()
+        try command.run()
+    }
     exit(VMMExit.success)
 } catch let e as ExitCode {
     exit(e.rawValue)
