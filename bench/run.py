@@ -640,13 +640,15 @@ def main():
                 R[name + "_error"] = str(e)
             log(f"bench: {name} took {time.monotonic() - t:.1f} s")
     meta["duration_s"] = round(time.monotonic() - t_all, 1)
+    meta["load_avg_at_end"] = os.getloadavg()
     B = budgets(R)
     print(table(R, B))
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:
         json.dump(to_json(R, B, meta), f, indent=1, ensure_ascii=False)
         f.write("\n")
-    log(f"bench: wrote {os.path.relpath(a.json, ROOT)} in {meta['duration_s']} s")
+    log(f"bench: wrote {os.path.relpath(a.json, ROOT)} in {meta['duration_s']} s "
+        f"(load average {meta['load_avg_at_start'][0]:.1f} at start, {meta['load_avg_at_end'][0]:.1f} at end)")
     return 1 if any(k.endswith("_error") for k in R) else 0
 
 
