@@ -44,5 +44,10 @@ test: deps probe linux
 	$(SWIFT) build --build-tests
 	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
 
+# libFuzzer on the virtqueue walker and block request parser (RUNS executions).
+RUNS ?= 1000000
+fuzz: deps
+	bash fuzz/run.sh $(RUNS)
+
 clean:
 	rm -rf .build guests/out
