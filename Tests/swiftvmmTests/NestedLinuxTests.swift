@@ -18,35 +18,37 @@ final class NestedLinuxTests: XCTestCase {
 
     /// Scenario numbers, in script order.
     enum Scenario: Int {
-        case smp2 = 1, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability
+        case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability
     }
 
     static func script(dir: String) -> String {
         let kernel = "guests/out/linux/vmlinuz", initrd = "guests/out/linux/initramfs.cpio.gz"
         let base = "run --kernel \(kernel) --initrd \(initrd) --memory 256"
         return """
-        # 1: --cpus 2, commands on stdin
+        # 1: the host check on a real AMD-V host
+        check
+        # 2: --cpus 2, commands on stdin
         \(base) --cpus 2 --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY cpus=2
         < echo hello-"from-guest"; poweroff -f
         ? hello-from-guest
-        # 2: --cpus 1
+        # 3: --cpus 1
         \(base) --cpus 1 --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY cpus=1
         < echo hello-"from-guest"; poweroff -f
         ? hello-from-guest
-        # 3: ELF vmlinux extracted from the same bzImage
+        # 4: ELF vmlinux extracted from the same bzImage
         run --kernel guests/out/linux/vmlinux --initrd \(initrd) --memory 256 --cpus 1 --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY cpus=1
         < echo hello-"from-elf"; poweroff -f
         ? hello-from-elf
-        # 4: the 16550 on MMIO, used by earlycon
+        # 5: the 16550 on MMIO, used by earlycon
         \(base) --serial-mmio 0xd1000000 --timings --cmdline "console=ttyS0 earlycon=uart8250,mmio,0xd1000000"
         ? SWIFTVMM-READY
         < poweroff -f
-        # 5: the probe kernel's self-tests, natively on hardware KVM
+        # 6: the probe kernel's self-tests, natively on hardware KVM
         run --kernel guests/out/probe.bzImage --memory 128 --disk \(dir)/probe.img,id=probe --rng --console hvc --cmdline "console=ttyS0 probe.run=all"
-        # 6: an ext4 disk and a second disk with serials, and entropy
+        # 7: an ext4 disk and a second disk with serials, and entropy
         \(base) --disk \(dir)/data.ext4,id=data-disk --disk \(dir)/second.img,id=second-disk --rng --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY
         < mount /dev/vda /mnt && dd if=/dev/urandom of=/mnt/big bs=1M count=64 2>/dev/null && sync && md5sum /mnt/big && umount /mnt && echo disk-"written"
@@ -54,18 +56,18 @@ final class NestedLinuxTests: XCTestCase {
         < echo serials: $(cat /sys/block/vda/serial) $(cat /sys/block/vdb/serial) end; cat /sys/class/misc/hw_random/rng_current; head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n'; echo; echo rng-"done"
         ? rng-done
         < poweroff -f
-        # 7: the same image read-only
+        # 8: the same image read-only
         \(base) --disk \(dir)/data.ext4,ro --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY
         < echo ro=$(cat /sys/block/vda/ro); mount -o ro /dev/vda /mnt && ls -l /mnt/big && md5sum /mnt/big; dd if=/dev/zero of=/dev/vda bs=4096 count=1 oflag=direct 2>&1 || echo raw-write-"refused"
         ? raw-write-refused
         < poweroff -f
-        # 8: virtio-console as the console
+        # 9: virtio-console as the console
         \(base) --console hvc --cmdline "console=hvc0 quiet"
         ? SWIFTVMM-READY
         < echo on-$(tty | sed s,/dev/,,)-"console"; poweroff -f
         ? on-hvc0-console
-        # 9: durability: the guest writes and fsyncs, then swiftvmm is killed at once
+        # 10: durability: the guest writes and fsyncs, then swiftvmm is killed at once
         \(base) --disk \(dir)/durable.img --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY
         < head -c 4194304 /dev/urandom > /tmp/p && md5sum /tmp/p && dd if=/tmp/p of=/dev/vda bs=1M oflag=direct conv=fsync 2>/dev/null && echo marker-after-"fsync"
@@ -146,6 +148,15 @@ final class NestedLinuxTests: XCTestCase {
 
     func lines(_ inv: Invocation) -> [String] {
         inv.output.split(whereSeparator: { $0.isNewline }).map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    func testCheckOnAnAMDVHost() throws {
+        let inv = try invocation(.hostCheck)
+        XCTAssertEqual(inv.exitCode, 0, inv.output)
+        XCTAssertTrue(inv.output.contains("OK   cpu: svm (AMD-V)"), inv.output)
+        XCTAssertTrue(inv.output.contains("OK   backend: kvm_amd"), inv.output)
+        XCTAssertFalse(inv.output.contains("WARN guests:"), "no PVM warning on hardware KVM")
+        XCTAssertTrue(inv.output.contains("KVM acceleration can be used"), inv.output)
     }
 
     func testStockKernelWithTwoCPUs() throws {
