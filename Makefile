@@ -53,5 +53,10 @@ test: deps probe linux
 bench: build probe floor linux
 	python3 bench/run.py
 
+# libFuzzer on the virtqueue walker and block request parser (RUNS executions).
+RUNS ?= 1000000
+fuzz: deps
+	bash fuzz/run.sh $(RUNS)
+
 clean:
 	rm -rf .build guests/out

@@ -21,11 +21,12 @@ struct ProcessResult {
 /// Run a program to completion with optional stdin bytes and a timeout (then SIGKILL).
 @discardableResult
 func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = nil, timeout: TimeInterval = 60,
-                environment: [String: String]? = nil) throws -> ProcessResult {
+                environment: [String: String]? = nil, currentDirectory: URL? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = executable
     p.arguments = arguments
     if let env = environment { p.environment = env }
+    if let dir = currentDirectory { p.currentDirectoryURL = dir }
     let out = Pipe(), err = Pipe(), inp = Pipe()
     p.standardOutput = out
     p.standardError = err
