@@ -621,7 +621,7 @@ def main():
             ("mmio", lambda: bench_exits("mmio", a.exits, reps(7))),
         ]
         if virtio:
-            steps.append(("blk", lambda: bench_blk(reps(3), scratch, a.blk_mib)))
+            steps.append(("blk", lambda: bench_blk(reps(5), scratch, a.blk_mib)))
         else:
             log("bench: swiftvmm has no --disk yet: block I/O skipped")
         if os.access(NESTED_RUN, os.X_OK) and all(os.path.exists(os.path.join(ROOT, f)) for f in (LINUX_KERNEL, LINUX_INITRD)):
