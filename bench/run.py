@@ -397,8 +397,10 @@ def bench_linux(reps, tmp):
     env = dict(os.environ, SWIFTVMM_BIN=SWIFTVMM)
     times, setup, total, failures = [], [], [], []
     for i in range(reps):
-        r = Run([NESTED_RUN, "--timeout", "600", "--script", script], env=env)
-        ok = r.finish(timeout=700)
+        # A healthy run takes 7–15 s (75 s at load average 10); 180 s bounds a hung boot so
+        # that make bench stays within its 15 minutes.
+        r = Run([NESTED_RUN, "--timeout", "180", "--script", script], env=env)
+        ok = r.finish(timeout=240)
         b, d = r.find(b"NESTED-BEGIN 1"), r.find(b"SWIFTVMM-READY")
         if not ok or r.status != 0 or b < 0 or d < 0:
             # Keep the whole console for the bug report, count it, and go on.
