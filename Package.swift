@@ -24,7 +24,7 @@ let package = Package(
             ]),
         .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM"]),
         .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit"]),
-        .testTarget(name: "swiftvmmTests", dependencies: ["KVMKit", "CKVM"]),
+        .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM"]),
     ],
     swiftLanguageModes: [.v5]
 )

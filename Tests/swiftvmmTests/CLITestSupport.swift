@@ -31,12 +31,13 @@ func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = nil, ti
     p.standardOutput = out
     p.standardError = err
     p.standardInput = stdin == nil ? FileHandle.nullDevice : inp
-    var outData = Data(), errData = Data()
+    final class Collected: @unchecked Sendable { var data = Data() }
+    let outBox = Collected(), errBox = Collected()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     try p.run()
     if let s = stdin {
         inp.fileHandleForWriting.write(s)
@@ -48,13 +49,14 @@ func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = nil, ti
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         group.wait()
+        let outData = outBox.data, errData = errBox.data
         throw NSError(domain: "swiftvmm-tests", code: 124, userInfo: [NSLocalizedDescriptionKey:
             "\(executable.lastPathComponent) \(arguments) timed out after \(timeout) s; output so far:\n\(String(decoding: outData, as: UTF8.self))\n\(String(decoding: errData, as: UTF8.self))"])
     }
     p.waitUntilExit()
     group.wait()
-    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
+                         stderr: String(decoding: errBox.data, as: UTF8.self))
 }
 
 /// Skip visibly without /dev/kvm, but fail under CI=true.
