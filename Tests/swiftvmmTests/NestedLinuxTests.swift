@@ -100,13 +100,24 @@ final class NestedLinuxTests: XCTestCase {
             try script(dir: dir).write(toFile: scriptPath, atomically: true, encoding: .utf8)
             var env = ProcessInfo.processInfo.environment
             env["NESTED_EXPECT_TIMEOUT"] = "240"
-            let start = Date()
-            let r = try runProcess(root.appendingPathComponent("guests/nested/run"), ["--timeout", "1500", "--script", scriptPath],
-                                   timeout: 1800, environment: env, currentDirectory: root)
-            harnessSeconds = Date().timeIntervalSince(start)
-            parse(r.stdout)
-            print("nested test bed: \(invocations.count) invocations in \(String(format: "%.1f", harnessSeconds)) s (harness exit \(r.status))")
-            if r.status == 125 || r.status == 124 { runError = "harness exit \(r.status): \(r.stderr.suffix(2000))\n\(r.stdout.suffix(4000))" }
+            // QEMU's TCG emulation of nested SVM is the slow, rarely flaky part (a hung or
+            // triple-faulting L2 boot, seen twice in ~60 boots, never reproduced since): a run
+            // that breaks down in the test bed — a timeout, an unmet expectation, a missing
+            // exit — is retried once, loudly. A wrong result (md5, serial, exit code) is not.
+            for attempt in 1...2 {
+                invocations = [:]
+                let start = Date()
+                let r = try runProcess(root.appendingPathComponent("guests/nested/run"), ["--timeout", "1500", "--script", scriptPath],
+                                       timeout: 1800, environment: env, currentDirectory: root)
+                harnessSeconds = Date().timeIntervalSince(start)
+                parse(r.stdout)
+                print("nested test bed, attempt \(attempt): \(invocations.count) invocations in \(String(format: "%.1f", harnessSeconds)) s (harness exit \(r.status))")
+                let brokeDown = r.status == 124 || r.status == 125 || r.stdout.contains("NESTED-EXPECT-FAILED")
+                    || invocations.count < Scenario.durability.rawValue || invocations.values.contains { $0.exitCode == nil }
+                if !brokeDown { runError = nil; break }
+                runError = "test bed broke down (harness exit \(r.status)): \(r.stderr.suffix(2000))\n\(r.stdout.suffix(6000))"
+                print("NESTED TEST BED RETRY: attempt \(attempt) broke down; its output:\n\(r.stdout.suffix(6000))")
+            }
         } catch {
             runError = "\(error)"
         }
