@@ -20,9 +20,14 @@ public enum MachineStopReason: Sendable, Equatable {
 /// The first stop request wins; everyone can wait for it. The waiter blocks in `read` on an
 /// eventfd, so no thread spins and signal handlers stay out of it.
 public final class MachineControl: @unchecked Sendable {
-    private let reason = Mutex<MachineStopReason?>(nil)
+    private struct State {
+        var reason: MachineStopReason?
+        var onStop: [@Sendable () -> Void] = []
+    }
+    private let state = Mutex(State())
+    /// Mirrors `state.reason != nil` for the vCPU loops, which look at it on every exit.
+    private let stopped = Atomic<Bool>(false)
     private let wakeFD: Int32
-    private var onStop: [@Sendable () -> Void] = []
 
     public init() {
         wakeFD = eventfd(0, Int32(EFD_CLOEXEC))
@@ -30,20 +35,30 @@ public final class MachineControl: @unchecked Sendable {
 
     deinit { close(wakeFD) }
 
-    /// Called once, on the stopping thread, after the first stop request (e.g. kick vCPUs).
-    public func addStopHandler(_ h: @escaping @Sendable () -> Void) { onStop.append(h) }
+    /// Run `h` once a stop is requested (e.g. kick a vCPU), on the stopping thread; at once
+    /// if the machine has already stopped.
+    public func addStopHandler(_ h: @escaping @Sendable () -> Void) {
+        let alreadyStopped = state.withLock { s -> Bool in
+            if s.reason != nil { return true }
+            s.onStop.append(h)
+            return false
+        }
+        if alreadyStopped { h() }
+    }
 
-    public var isStopped: Bool { reason.withLock { $0 != nil } }
-    public var stopReason: MachineStopReason? { reason.withLock { $0 } }
+    @inline(__always)
+    public var isStopped: Bool { stopped.load(ordering: .acquiring) }
+    public var stopReason: MachineStopReason? { state.withLock { $0.reason } }
 
     public func requestStop(_ r: MachineStopReason) {
-        let first = reason.withLock { (cur: inout MachineStopReason?) -> Bool in
-            if cur != nil { return false }
-            cur = r
-            return true
+        let handlers = state.withLock { s -> [@Sendable () -> Void]? in
+            if s.reason != nil { return nil }
+            s.reason = r
+            return s.onStop
         }
-        guard first else { return }
-        for h in onStop { h() }
+        guard let handlers else { return }
+        stopped.store(true, ordering: .releasing)
+        for h in handlers { h() }
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
     }
