@@ -21,6 +21,19 @@ final class NestedLinuxTests: XCTestCase {
         case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability
     }
 
+    /// The script split into one block per scenario (a block starts at its "# N:" line).
+    static func blocks(dir: String) -> [Int: String] {
+        var out: [Int: String] = [:]
+        var current: Int?
+        for line in script(dir: dir).split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# "), let colon = line.firstIndex(of: ":"), let n = Int(line[line.index(line.startIndex, offsetBy: 2)..<colon]) {
+                current = n
+            }
+            if let n = current { out[n, default: ""] += line + "\n" }
+        }
+        return out
+    }
+
     static func script(dir: String) -> String {
         let kernel = "guests/out/linux/vmlinuz", initrd = "guests/out/linux/initramfs.cpio.gz"
         let base = "run --kernel \(kernel) --initrd \(initrd) --memory 256"
@@ -42,10 +55,12 @@ final class NestedLinuxTests: XCTestCase {
         ? SWIFTVMM-READY cpus=1
         < echo hello-"from-elf"; poweroff -f
         ? hello-from-elf
-        # 5: the 16550 on MMIO, used by earlycon
-        \(base) --serial-mmio 0xd1000000 --timings --cmdline "console=ttyS0 earlycon=uart8250,mmio,0xd1000000"
+        # 5: the 16550 on MMIO, used by earlycon. `quiet` keeps the exit count (and the
+        # test bed's breakdown rate) low; dmesg shows earlycon's own line.
+        \(base) --serial-mmio 0xd1000000 --timings --cmdline "console=ttyS0 earlycon=uart8250,mmio,0xd1000000 quiet"
         ? SWIFTVMM-READY
-        < poweroff -f
+        < dmesg | grep -m1 -e "earlycon: "; dmesg | grep -m1 -e "bootconsole .uart8250. enabled"; poweroff -f
+        ? bootconsole [uart8250] enabled
         # 6: the probe kernel's self-tests, natively on hardware KVM
         run --kernel guests/out/probe.bzImage --memory 128 --disk \(dir)/probe.img,id=probe --rng --console hvc --cmdline "console=ttyS0 probe.run=all"
         # 7: an ext4 disk and a second disk with serials, and entropy
@@ -96,35 +111,48 @@ final class NestedLinuxTests: XCTestCase {
             for (name, size) in [("second.img", 1 << 20), ("probe.img", 1 << 20), ("durable.img", 8 << 20)] {
                 FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(count: size))
             }
-            let scriptPath = "\(dir)/scenarios.script"
-            try script(dir: dir).write(toFile: scriptPath, atomically: true, encoding: .utf8)
             var env = ProcessInfo.processInfo.environment
             env["NESTED_EXPECT_TIMEOUT"] = "240"
-            // QEMU's TCG emulation of nested SVM is the slow, rarely flaky part (a hung or
-            // triple-faulting L2 boot, seen twice in ~60 boots, never reproduced since): a run
-            // that breaks down in the test bed — a timeout, an unmet expectation, a missing
-            // exit — is retried once, loudly. A wrong result (md5, serial, exit code) is not.
-            for attempt in 1...2 {
-                invocations = [:]
+            // QEMU's TCG emulation of nested SVM is slow and breaks down now and then, the more
+            // often the more exits a scenario makes (guests/nested/README.md). A scenario that
+            // breaks down in the test bed — no exit, an unmet expectation, a triple fault — is run
+            // again, alone, up to three times, and the retry is printed. A wrong result (md5,
+            // serial, exit code) is never retried.
+            let all = blocks(dir: dir)
+            var pending = all.keys.sorted()
+            for attempt in 1...4 where !pending.isEmpty {
+                let scriptPath = "\(dir)/scenarios-\(attempt).script"
+                try pending.map { all[$0] ?? "" }.joined().write(toFile: scriptPath, atomically: true, encoding: .utf8)
                 let start = Date()
                 let r = try runProcess(root.appendingPathComponent("guests/nested/run"), ["--timeout", "1500", "--script", scriptPath],
                                        timeout: 1800, environment: env, currentDirectory: root)
-                harnessSeconds = Date().timeIntervalSince(start)
-                parse(r.stdout)
-                print("nested test bed, attempt \(attempt): \(invocations.count) invocations in \(String(format: "%.1f", harnessSeconds)) s (harness exit \(r.status))")
-                let brokeDown = r.status == 124 || r.status == 125 || r.stdout.contains("NESTED-EXPECT-FAILED")
-                    || invocations.count < Scenario.durability.rawValue || invocations.values.contains { $0.exitCode == nil }
-                if !brokeDown { runError = nil; break }
-                runError = "test bed broke down (harness exit \(r.status)): \(r.stderr.suffix(2000))\n\(r.stdout.suffix(6000))"
-                print("NESTED TEST BED RETRY: attempt \(attempt) broke down; its output:\n\(r.stdout.suffix(6000))")
+                harnessSeconds += Date().timeIntervalSince(start)
+                let results = parse(r.stdout)
+                var stillPending: [Int] = []
+                for (position, scenario) in pending.enumerated() {
+                    let inv = results[position + 1]
+                    let brokeDown = inv == nil || inv?.exitCode == nil || inv!.output.contains("NESTED-EXPECT-FAILED")
+                        || inv!.output.contains("triple fault (KVM_EXIT_SHUTDOWN)")
+                    if let inv { invocations[scenario] = inv }
+                    if brokeDown { stillPending.append(scenario) }
+                }
+                print("nested test bed, attempt \(attempt): scenarios \(pending) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s (harness exit \(r.status)); broke down: \(stillPending)")
+                for scenario in stillPending {
+                    let position = (pending.firstIndex(of: scenario) ?? 0) + 1
+                    let text = results[position].map { String($0.output.suffix(6000)) } ?? "(no output; harness stderr: \(r.stderr.suffix(3000)))"
+                    print("NESTED TEST BED RETRY of scenario \(scenario) after attempt \(attempt); its output:\n\(text)")
+                }
+                pending = stillPending
             }
+            if !pending.isEmpty { runError = "scenarios \(pending) broke down in every attempt (output above)" }
         } catch {
             runError = "\(error)"
         }
     }
 
     /// Split the harness output at NESTED-BEGIN n / NESTED-EXIT n code markers.
-    static func parse(_ out: String) {
+    static func parse(_ out: String) -> [Int: Invocation] {
+        var invocations: [Int: Invocation] = [:]
         var current: Int?
         for raw in out.split(omittingEmptySubsequences: false, whereSeparator: { $0.isNewline }) {
             let line = String(raw)
@@ -139,6 +167,7 @@ final class NestedLinuxTests: XCTestCase {
                 invocations[n]?.output += line + "\n"
             }
         }
+        return invocations
     }
 
     func invocation(_ s: Scenario, file: StaticString = #filePath, line: UInt = #line) throws -> Invocation {
@@ -195,10 +224,11 @@ final class NestedLinuxTests: XCTestCase {
         let inv = try invocation(.serialMMIO)
         XCTAssertEqual(inv.exitCode, 0, inv.output)
         XCTAssertTrue(inv.output.contains("earlycon: uart8250 at MMIO 0x00000000d1000000"), inv.output)
+        XCTAssertTrue(inv.output.contains("printk: bootconsole [uart8250] enabled"), inv.output)
         // The boot console printed through the MMIO UART (bytes counted per device).
         let counted = inv.output.range(of: #"MMIO 16550 transmitted (\d+) bytes"#, options: .regularExpression).map { String(inv.output[$0]) } ?? ""
         let bytes = Int(counted.split(separator: " ").dropFirst(3).first ?? "") ?? 0
-        XCTAssertGreaterThan(bytes, 1000, "earlycon output went through the MMIO 16550: \(counted)")
+        XCTAssertGreaterThan(bytes, 0, "earlycon output went through the MMIO 16550: \(counted)")
     }
 
     func testProbeSelfTestsOnHardwareKVM() throws {
