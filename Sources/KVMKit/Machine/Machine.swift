@@ -166,6 +166,7 @@ public final class Machine: @unchecked Sendable {
         loaded.entry.apply(to: &sregs)
         try vcpus[0].setSpecialRegisters(sregs)
         try vcpus[0].setRegisters(loaded.entry.kvmRegs)
+        memory.adviseHugePages()
     }
 
     /// Start one thread per vCPU.
