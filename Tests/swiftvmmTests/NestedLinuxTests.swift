@@ -104,12 +104,12 @@ final class NestedLinuxTests: XCTestCase {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             workDir = dir
             // Images: an ext4 data disk, a small second disk, the probe's disk, the durability target.
-            FileManager.default.createFile(atPath: "\(dir)/data.ext4", contents: nil)
+            _ = FileManager.default.createFile(atPath: "\(dir)/data.ext4", contents: nil)
             truncate("\(dir)/data.ext4", 160 << 20)
             let mkfs = try runProcess(URL(fileURLWithPath: "/sbin/mkfs.ext4"), ["-q", "-F", "\(dir)/data.ext4"], timeout: 60)
             guard mkfs.status == 0 else { runError = "mkfs.ext4 failed: \(mkfs.stderr)"; return }
             for (name, size) in [("second.img", 1 << 20), ("probe.img", 1 << 20), ("durable.img", 8 << 20)] {
-                FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(count: size))
+                _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(count: size))
             }
             var env = ProcessInfo.processInfo.environment
             env["NESTED_EXPECT_TIMEOUT"] = "240"
