@@ -48,14 +48,7 @@ final class DevicesOnKVMTests: XCTestCase {
         try bus.attach(ACPISleepRegisters(onPoweroff: { poweroffs += 1 }), base: 0x600, count: 2, name: "ACPI sleep")
 
         let vcpu = try vm.createVCPU(id: 0)
-        var sregs = try vcpu.getSpecialRegisters()
-        sregs.cs.base = 0
-        sregs.cs.selector = 0
-        try vcpu.setSpecialRegisters(sregs)
-        var regs = kvm_regs()
-        regs.rip = 0x1000
-        regs.rflags = 2
-        try vcpu.setRegisters(regs)
+        try startInRealMode(vcpu, at: 0x1000)
 
         var halted = false
         for _ in 0..<500 where !halted {
@@ -100,14 +93,7 @@ final class DevicesOnKVMTests: XCTestCase {
         let bus = MMIOBus()
         try bus.attach(uart, base: 0x20000, size: 0x1000, name: "UART (MMIO)")
         let vcpu = try vm.createVCPU(id: 0)
-        var sregs = try vcpu.getSpecialRegisters()
-        sregs.cs.base = 0
-        sregs.cs.selector = 0
-        try vcpu.setSpecialRegisters(sregs)
-        var regs = kvm_regs()
-        regs.rip = 0x1000
-        regs.rflags = 2
-        try vcpu.setRegisters(regs)
+        try startInRealMode(vcpu, at: 0x1000)
         var halted = false
         for _ in 0..<50 where !halted {
             switch try vcpu.run() {

@@ -1,3 +1,4 @@
+import CKVM
 import Foundation
 import KVMKit
 import XCTest
@@ -16,4 +17,16 @@ func requireKVM(file: StaticString = #filePath, line: UInt = #line) throws -> KV
         print(message)
         throw XCTSkip(message)
     }
+}
+
+/// Point a fresh vCPU at `rip` in real mode with CS = 0 (flat below 64 KiB).
+func startInRealMode(_ vcpu: VCPU, at rip: UInt64) throws {
+    var sregs = try vcpu.getSpecialRegisters()
+    sregs.cs.base = 0
+    sregs.cs.selector = 0
+    try vcpu.setSpecialRegisters(sregs)
+    var regs = kvm_regs()
+    regs.rip = rip
+    regs.rflags = 2
+    try vcpu.setRegisters(regs)
 }

@@ -67,14 +67,7 @@ final class VCPUExitTests: XCTestCase {
         ]
         try memory.write(at: 0x1000, bytes: code)
         let vcpu = try vm.createVCPU(id: 0)
-        var sregs = try vcpu.getSpecialRegisters()
-        sregs.cs.base = 0
-        sregs.cs.selector = 0
-        try vcpu.setSpecialRegisters(sregs)
-        var regs = kvm_regs()
-        regs.rip = 0x1000
-        regs.rflags = 2
-        try vcpu.setRegisters(regs)
+        try startInRealMode(vcpu, at: 0x1000)
         try checkGuest(vcpu: vcpu, mmioAddress: 0x20000)
     }
 
