@@ -77,7 +77,7 @@ public enum HostCheck {
         case "intel", "amd":
             let module = backend == "intel" ? "kvm_intel" : "kvm_amd"
             var nestedText = ""
-            if let n = f.nested?.trimmingCharacters(in: .whitespaces) {
+            if let n = f.nested?.trimmed() {
                 nestedText = (n == "Y" || n == "1") ? "; nested virtualization enabled" : "; nested virtualization disabled"
             }
             add(.ok, "backend", module + nestedText)
@@ -140,15 +140,5 @@ public enum HostCheck {
         }
 
         return HostReport(items: items, usable: usable, cpuVirtualization: virt, backend: backend, facts: f)
-    }
-}
-
-extension String {
-    enum TrimSet { case whitespaces }
-    func trimmingCharacters(in _: TrimSet) -> String {
-        var s = self[...]
-        while let c = s.first, c == " " || c == "\n" || c == "\t" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\n" || c == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

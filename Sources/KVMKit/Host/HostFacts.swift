@@ -51,7 +51,7 @@ public struct HostFacts: Equatable, Sendable {
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2 else { continue }
-            let key = parts[0].trimmingCharacters(in: " \t")
+            let key = parts[0].trimmed()
             if key == "flags" {
                 return Set(parts[1].split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init))
             }
@@ -60,11 +60,12 @@ public struct HostFacts: Equatable, Sendable {
     }
 }
 
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
+extension StringProtocol {
+    /// Without leading and trailing blanks and newlines (Foundation stays off the run path).
+    func trimmed() -> String {
         var s = self[...]
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
         return String(s)
     }
 }

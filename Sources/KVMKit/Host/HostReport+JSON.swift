@@ -10,7 +10,7 @@ extension HostReport {
             w.field("hypervisorFlag", facts.cpuFlags.contains("hypervisor"))
             w.fieldArray("cpuFlags", facts.cpuFlags.filter { ["vmx", "svm", "hypervisor"].contains($0) }.sorted())
             w.fieldArray("modules", facts.modules.sorted())
-            if let n = facts.nested { w.field("nested", n.trimmingCharacters(in: .whitespaces)) } else { w.fieldNull("nested") }
+            if let n = facts.nested { w.field("nested", n.trimmed()) } else { w.fieldNull("nested") }
             w.key("device")
             w.object {
                 w.field("path", facts.devicePath)
