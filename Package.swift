@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "KVMKit", targets: ["KVMKit"]),
         .library(name: "VirtioDevices", targets: ["VirtioDevices"]),
+        .library(name: "VMMCore", targets: ["VMMCore"]),
         .executable(name: "swiftvmm", targets: ["swiftvmm"]),
     ],
     dependencies: [
@@ -16,14 +17,17 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "KVMKit", dependencies: ["CKVM"]),
         .target(name: "VirtioDevices", dependencies: ["KVMKit", "CKVM"]),
+        // The managed microVM (lifecycle, device registry, metrics) and its control API.
+        .target(name: "VMMCore", dependencies: ["KVMKit", "VirtioDevices", "CKVM"]),
         .executableTarget(
             name: "swiftvmm",
             dependencies: [
-                "KVMKit", "VirtioDevices",
+                "KVMKit", "VirtioDevices", "VMMCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM"]),
         .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit"]),
+        .testTarget(name: "VMMCoreTests", dependencies: ["VMMCore", "KVMKit", "VirtioDevices"]),
         .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM"]),
     ],
     swiftLanguageModes: [.v5]
