@@ -14,7 +14,7 @@ let package = Package(
     ],
     targets: [
         // C only: one typed function per KVM ioctl, request numbers, variadic libc calls.
-        .target(name: "CKVM"),
+        .target(name: "CKVM", linkerSettings: [.linkedLibrary("z")]),  // zlib: qcow2 compressed clusters
         .target(name: "KVMKit", dependencies: ["CKVM"]),
         .target(name: "VirtioDevices", dependencies: ["KVMKit", "CKVM"]),
         // The managed microVM (lifecycle, device registry, metrics) and its control API.

@@ -16,6 +16,13 @@ public protocol BlockBackend: AnyObject {
     func discard(offset: UInt64, length: UInt64) throws
     /// The range must read back as zeros; `mayUnmap` allows deallocating it.
     func writeZeroes(offset: UInt64, length: UInt64, mayUnmap: Bool) throws
+    /// Write back cached metadata and mark the image clean (once, at shutdown).
+    func close() throws
+}
+
+extension BlockBackend {
+    /// A backend without cached state has nothing to do at close.
+    public func close() throws {}
 }
 
 public enum BlockBackendError: Error, Equatable, CustomStringConvertible {
@@ -42,79 +49,34 @@ public enum BlockBackendError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// A raw image in a regular file or a block device. Locked with flock for the life of
-/// the backend: exclusive when writable, shared when read-only, so two VMs cannot open
-/// one image read-write (nor one read-write while another reads it).
+/// A raw image in a regular file or a block device (locked: see `ImageFile`).
 public final class FileBlockBackend: BlockBackend {
-    public let path: String
+    public let file: ImageFile
     public let size: UInt64
-    public let isReadOnly: Bool
-    public let isBlockDevice: Bool
-    private let fd: Int32
+    public var path: String { file.path }
+    public var isReadOnly: Bool { file.isReadOnly }
+    public var isBlockDevice: Bool { file.isBlockDevice }
+    private var fd: Int32 { file.fd }
 
-    public init(path: String, readOnly: Bool) throws {
-        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
-        if fd < 0 { throw BlockBackendError.open(path: path, errno: errno) }
-        do {
-            var st = stat()
-            if fstat(fd, &st) != 0 { throw BlockBackendError.stat(path: path, errno: errno) }
-            let type = st.st_mode & S_IFMT
-            var size: UInt64 = 0
-            if type == S_IFBLK {
-                let r = ckvm_blkgetsize64(fd, &size)
-                if r < 0 { throw BlockBackendError.stat(path: path, errno: -r) }
-            } else if type == S_IFREG {
-                size = UInt64(st.st_size)
-            } else {
-                throw BlockBackendError.notAFileOrBlockDevice(path: path)
-            }
-            if size % 512 != 0 { throw BlockBackendError.sizeNotMultipleOf512(path: path, size: size) }
-            let r = ckvm_flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB)
-            if r == -EWOULDBLOCK { throw BlockBackendError.inUse(path: path) }
-            if r < 0 { throw BlockBackendError.lock(path: path, errno: -r) }
-            self.size = size
-            self.isBlockDevice = type == S_IFBLK
-        } catch {
-            close(fd)
-            throw error
-        }
-        self.fd = fd
-        self.path = path
-        self.isReadOnly = readOnly
+    public convenience init(path: String, readOnly: Bool) throws {
+        try self.init(file: ImageFile(path: path, readOnly: readOnly))
     }
 
-    deinit { close(fd) }
+    public init(file: ImageFile) throws {
+        if file.length % 512 != 0 { throw BlockBackendError.sizeNotMultipleOf512(path: file.path, size: file.length) }
+        self.file = file
+        size = file.length
+    }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw BlockBackendError.io(operation: "read", path: path, offset: offset + UInt64(done), errno: errno)
-            }
-            if n == 0 { throw BlockBackendError.unexpectedEnd(path: path, offset: offset + UInt64(done)) }
-            done += n
-        }
+        try file.read(into: buffer, at: offset)
     }
 
     public func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        var done = 0
-        while done < buffer.count {
-            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw BlockBackendError.io(operation: "write", path: path, offset: offset + UInt64(done), errno: errno)
-            }
-            done += n
-        }
+        try file.write(from: buffer, at: offset)
     }
 
-    public func flush() throws {
-        while fdatasync(fd) != 0 {
-            if errno != EINTR { throw BlockBackendError.io(operation: "fdatasync", path: path, offset: 0, errno: errno) }
-        }
-    }
+    public func flush() throws { try file.flush() }
 
     public func discard(offset: UInt64, length: UInt64) throws {
         let r = ckvm_fallocate(fd, CKVM_FALLOC_PUNCH_HOLE | CKVM_FALLOC_KEEP_SIZE, Int64(offset), Int64(length))

@@ -46,9 +46,10 @@ public final class VirtioBlock: VirtioDevice {
         ).bytes
     }
 
-    /// Open `--disk` options: the image file or block device, locked.
+    /// Open `--disk` options: the image (raw or qcow2, with its backing chain), locked.
     public convenience init(options: DiskOptions) throws {
-        self.init(backend: try FileBlockBackend(path: options.path, readOnly: options.readOnly), serial: options.serial)
+        self.init(backend: try DiskImage.open(path: options.path, format: options.format, readOnly: options.readOnly),
+                  serial: options.serial)
     }
 
     public var deviceType: UInt32 { VirtioDeviceType.block }

@@ -1,12 +1,15 @@
-/// `--disk PATH[,ro][,id=NAME]`, parsed. Paths containing a comma are not supported.
+/// `--disk PATH[,ro][,id=NAME][,format=raw|qcow2]`, parsed. Paths containing a comma
+/// are not supported.
 public struct DiskOptions: Equatable {
     public var path: String
     public var readOnly = false
+    /// nil: detected from the header (a qcow2 magic means qcow2, anything else raw).
+    public var format: DiskFormat?
     /// GET_ID serial; nil means the file's base name.
     public var id: String?
 
-    public init(path: String, readOnly: Bool = false, id: String? = nil) {
-        self.path = path; self.readOnly = readOnly; self.id = id
+    public init(path: String, readOnly: Bool = false, id: String? = nil, format: DiskFormat? = nil) {
+        self.path = path; self.readOnly = readOnly; self.id = id; self.format = format
     }
 
     public init(parsing text: String) throws {
@@ -16,6 +19,10 @@ public struct DiskOptions: Equatable {
         for part in parts.dropFirst() {
             if part == "ro" { readOnly = true }
             else if part.hasPrefix("id="), part.count > 3 { id = String(part.dropFirst(3)) }
+            else if part.hasPrefix("format=") {
+                guard let f = DiskFormat(rawValue: String(part.dropFirst(7))) else { throw DiskOptionsError.unknownFormat(part, in: text) }
+                format = f
+            }
             else { throw DiskOptionsError.unknownOption(part, in: text) }
         }
     }
@@ -30,11 +37,13 @@ public struct DiskOptions: Equatable {
 public enum DiskOptionsError: Error, Equatable, CustomStringConvertible {
     case missingPath(String)
     case unknownOption(String, in: String)
+    case unknownFormat(String, in: String)
 
     public var description: String {
         switch self {
-        case .missingPath(let t): return "--disk \(t): expected PATH[,ro][,id=NAME]"
-        case .unknownOption(let o, let t): return "--disk \(t): unknown option '\(o)' (expected ro or id=NAME)"
+        case .missingPath(let t): return "--disk \(t): expected PATH[,ro][,id=NAME][,format=raw|qcow2]"
+        case .unknownOption(let o, let t): return "--disk \(t): unknown option '\(o)' (expected ro, id=NAME or format=raw|qcow2)"
+        case .unknownFormat(let o, let t): return "--disk \(t): unknown image format in '\(o)' (expected raw or qcow2)"
         }
     }
 }
