@@ -68,7 +68,8 @@ extension Qcow2Image {
     /// Write all metadata back in crash-safe order:
     /// 1. refcount blocks (increments for every newly used cluster), then fdatasync;
     /// 2. L2 tables; 3. fdatasync, then L1 entries (new L2 tables are on disk first);
-    /// 4. fdatasync, then apply the frees (no entry on disk references them any more).
+    /// 4. fdatasync, then apply the frees (no entry on disk references them any more) and
+    /// write the refcount blocks they changed.
     /// With lazy refcounts the first sync is skipped: the dirty bit covers stale refcounts.
     func commitMetadata() throws {
         if isReadOnly { return }
@@ -87,6 +88,8 @@ extension Qcow2Image {
             let frees = pendingFrees
             pendingFrees.removeAll()
             for c in frees { try changeRefcount(cluster: c, by: -1) }
+            // Lower refcounts may reach disk whenever; written now so a close leaves no leak.
+            for s in refcountCache.slots.indices where refcountCache.slots[s].dirty { try writeRefcountBlock(s) }
         }
     }
 

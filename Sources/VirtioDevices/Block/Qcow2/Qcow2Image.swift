@@ -82,11 +82,15 @@ public final class Qcow2Image: BlockBackend {
     deinit { try? close() }
 
     static func readHeader(_ storage: ImageStorage) throws -> Qcow2Header {
-        // The fixed header fits in 512 bytes; extensions and the backing name in cluster 0.
-        let first = try readBytes(storage, at: 0, count: Int(min(storage.length, 512)))
-        let quick = try Qcow2Header.parse(first, path: storage.path)
-        let clusterBytes = Int(min(storage.length, UInt64(quick.clusterSize)))
-        return clusterBytes <= first.count ? quick : try Qcow2Header.parse(readBytes(storage, at: 0, count: clusterBytes), path: storage.path)
+        // Header extensions and the backing file name live in the first cluster: read
+        // the cluster_bits field, then the whole cluster (or the whole shorter file).
+        var count = Int(min(storage.length, 512))
+        let first = try readBytes(storage, at: 0, count: count)
+        if first.count >= 24 {
+            let bits = Qcow2Bytes.load(UInt32.self, first, 20)
+            if (9...21).contains(bits) { count = Int(min(storage.length, UInt64(1) << UInt64(bits))) }
+        }
+        return try Qcow2Header.parse(count <= first.count ? first : readBytes(storage, at: 0, count: count), path: storage.path)
     }
 
     static func readBytes(_ storage: ImageStorage, at offset: UInt64, count: Int) throws -> [UInt8] {

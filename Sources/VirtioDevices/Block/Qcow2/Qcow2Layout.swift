@@ -23,7 +23,7 @@ struct Qcow2Layout {
         clusterSize = 1 << clusterBits
         l2Entries = clusterSize / 8
         refcountOrder = Int(h.refcountOrder)
-        refcountBlockEntries = clusterSize * 8 >> refcountOrder
+        refcountBlockEntries = (clusterSize * 8) >> refcountOrder
         version = h.version
     }
 
