@@ -66,7 +66,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 
     let line = NullLine()
     let disk = MemoryDisk(readOnly: control & 0x40 != 0)
-    let block = VirtioBlock(backend: disk, serial: "fuzz")
+    guard let block = try? VirtioBlock(backend: disk, serial: "fuzz", ioThreads: 1) else { return 0 }
+    defer { try? block.shutdown() }
     guard let t = try? VirtioMMIOTransport(device: block, memory: memory, interrupt: line, notify: .inline) else { return 0 }
     typealias R = VirtioMMIORegister
     func w(_ o: UInt64, _ v: UInt32) { t.write(offset: o, size: 4, value: UInt64(v)) }

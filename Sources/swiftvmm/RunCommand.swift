@@ -68,8 +68,17 @@ extension RunOptions {
         do { kvm = try KVM() } catch { throw RuntimeFailure("\(error)") }
         let machine = try Machine(configuration: config, kvm: kvm)
         let loop = try EventLoop()
+        var blocks: [VirtioBlock] = []
         for (i, d) in diskOptions.enumerated() {
-            try VirtioMachineAttachment.attach(try VirtioBlock(options: d), name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
+            let block = try VirtioBlock(options: d)
+            try VirtioMachineAttachment.attach(block, name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
+            blocks.append(block)
+        }
+        // Disks stop (I/O threads joined, qcow2 metadata written back) after the vCPUs.
+        func shutDownDisks() {
+            for b in blocks {
+                do { try b.shutdown() } catch { warn("closing a disk: \(error)") }
+            }
         }
         if rng { try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop) }
         var guestPort: ConsoleGuestPort = SerialConsolePort(machine: machine)
@@ -92,11 +101,12 @@ extension RunOptions {
             try loop.start()
             try machine.start()
         } catch {
-            machine.shutdown(); loop.stop(); loop.join(); console.shutdown()
+            machine.shutdown(); shutDownDisks(); loop.stop(); loop.join(); console.shutdown()
             throw RuntimeFailure("\(error)")
         }
         let reason = machine.wait()
         machine.shutdown()
+        shutDownDisks()
         loop.stop()
         loop.join()
         console.shutdown()

@@ -27,6 +27,13 @@ final class BlockTests: XCTestCase {
         d.start(guest)
     }
 
+    /// Notify, then wait until the I/O threads completed everything (pause drains).
+    func settle() {
+        d.notify(0)
+        block.pause()
+        block.resume()
+    }
+
     func header(_ type: UInt32, sector: UInt64 = 0) -> [UInt8] {
         withUnsafeBytes(of: type.littleEndian, Array.init) + [0, 0, 0, 0] + withUnsafeBytes(of: sector.littleEndian, Array.init)
     }
@@ -39,7 +46,7 @@ final class BlockTests: XCTestCase {
         let head = guest.chain(at: nextHead, [(h, 16, false)] + data + [(s, 1, true)])
         nextHead += data.count + 2
         guest.publish(head)
-        d.notify(0)
+        settle()
         return s
     }
 
@@ -88,7 +95,7 @@ final class BlockTests: XCTestCase {
         let both = guest.put(header(BlockRequestType.write, sector: 1) + [UInt8](repeating: 7, count: 512))
         let s = guest.alloc(1, fill: 0xff)
         guest.publish(guest.chain(at: 0, [(both, 528, false), (s, 1, true)]))
-        d.notify(0)
+        settle()
         XCTAssertEqual(guest.byte(at: s), BlockStatus.ok)
         XCTAssertEqual(imageBytes(512..<1024), [UInt8](repeating: 7, count: 512))
     }
@@ -162,7 +169,7 @@ final class BlockTests: XCTestCase {
         try start()
         let h = guest.alloc(8), s = guest.alloc(1, fill: 0xff)
         guest.publish(guest.chain(at: 0, [(h, 8, false), (s, 1, true)]))
-        d.notify(0)
+        settle()
         XCTAssertEqual(guest.byte(at: s), BlockStatus.ioError)
     }
 
@@ -170,7 +177,7 @@ final class BlockTests: XCTestCase {
         try start()
         let h = guest.put(header(BlockRequestType.flush))
         guest.publish(guest.chain(at: 0, [(h, 16, false)]))
-        d.notify(0)
+        settle()
         XCTAssertTrue(d.needsReset)
     }
 
@@ -208,7 +215,7 @@ final class BlockTests: XCTestCase {
         for (name, build) in cases {
             try start()
             build(guest)
-            d.notify(0)
+            settle()
             XCTAssertTrue(d.needsReset, name)
             XCTAssertNotEqual(d.r(VirtioMMIORegister.interruptStatus) & VirtioInterruptBit.configChange, 0, name)
             XCTAssertEqual(guest.usedIndex, 0, name)
@@ -270,7 +277,7 @@ final class BlockTests: XCTestCase {
                 nextHead += 2
                 statuses.append(s)
             }
-            d.notify(0)
+            settle()
         }
         XCTAssertEqual(guest.usedIndex, 20)
         XCTAssertTrue(statuses.allSatisfy { guest.byte(at: $0) == BlockStatus.ok })

@@ -43,7 +43,7 @@ final class Qcow2ReadTests: XCTestCase {
             for i in (1 << 20)..<(1 << 20) + 300_000 { bytes[i] = 0x5a }
             var rng = SplitMix(state: UInt64(cs))
             for i in (3 << 20)..<(3 << 20) + 100_000 { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
-            FileManager.default.createFile(atPath: raw, contents: Data(bytes))
+            XCTAssertTrue(FileManager.default.createFile(atPath: raw, contents: Data(bytes)))
             try QemuImg.ok("qemu-img", ["convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=\(cs)", raw, packed])
             let packedSize = (try FileManager.default.attributesOfItem(atPath: packed)[.size] as? Int) ?? 0
             XCTAssertLessThan(packedSize, 2 << 20, "the text megabyte is stored compressed")

@@ -44,6 +44,7 @@ final class TransportThreadingTests: XCTestCase {
         vcpu.start()
         while done.wait(timeout: .now()) == .timedOut { t.handleNotify(queue: 0) }
         t.handleNotify(queue: 0)
+        block.pause()  // the I/O threads finish and publish what they took
         XCTAssertEqual(g.usedIndex, 32)
         XCTAssertTrue(statuses.allSatisfy { g.byte(at: $0) == BlockStatus.ok })
         XCTAssertFalse(d.needsReset)

@@ -1,4 +1,5 @@
 import KVMKit
+import Synchronization
 
 /// The device needs a reset: a request it cannot even answer.
 public enum BlockDeviceError: Error, Equatable, CustomStringConvertible {
@@ -14,7 +15,9 @@ public enum BlockDeviceError: Error, Equatable, CustomStringConvertible {
 }
 
 /// virtio-blk (§5.2): one request queue; requests are parsed into `BlockRequest`
-/// values first, then executed against a `BlockBackend`.
+/// values on the event-loop thread, then executed against a `BlockBackend` by the
+/// disk's I/O threads (`BlockIOThreads`), which complete them through the transport.
+/// So neither the event loop nor a vCPU reading a register ever waits for the disk.
 public final class VirtioBlock: VirtioDevice {
     public static let queueSize: UInt16 = 256
     /// Bytes of the serial GET_ID returns (VIRTIO_BLK_ID_BYTES).
@@ -23,12 +26,19 @@ public final class VirtioBlock: VirtioDevice {
     public let backend: BlockBackend
     public let serial: [UInt8]
     public let limits: BlockLimits
-    public private(set) var metrics = BlockMetrics()
+    public var metrics: BlockMetrics { counters.withLock { $0 } }
+    private let counters = Mutex(BlockMetrics())
     private let config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
+    private var kick: ((Int) -> Void)?
+    /// Activations so far; a job from an older one is stale.
+    private var generation: UInt64 = 0
+    private var io: BlockIOThreads!
 
-    public init(backend: BlockBackend, serial: String) {
+    /// `ioThreads`: requests served at once. A qcow2 image serialises its operations, so
+    /// it gets one thread; a raw file or device gets several (pread/pwrite in parallel).
+    public init(backend: BlockBackend, serial: String, ioThreads: Int? = nil) throws {
         self.backend = backend
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
@@ -44,12 +54,33 @@ public final class VirtioBlock: VirtioDevice {
             maxWriteZeroesSectors: limits.maxWriteZeroesSectors,
             maxWriteZeroesSegments: limits.maxWriteZeroesSegments
         ).bytes
+        io = try BlockIOThreads(threads: ioThreads ?? (backend is Qcow2Image ? 1 : 4), name: serial) { [unowned self] job in
+            self.run(job)
+        }
     }
 
     /// Open `--disk` options: the image (raw or qcow2, with its backing chain), locked.
     public convenience init(options: DiskOptions) throws {
-        self.init(backend: try DiskImage.open(path: options.path, format: options.format, readOnly: options.readOnly),
-                  serial: options.serial)
+        try self.init(backend: try DiskImage.open(path: options.path, format: options.format, readOnly: options.readOnly),
+                      serial: options.serial)
+    }
+
+    deinit { io.stop() }
+
+    /// Stop the I/O threads (after finishing what they hold) and close the image (qcow2
+    /// metadata written back). Call once the vCPUs are stopped, before guest memory goes.
+    public func shutdown() throws {
+        io.stop()
+        try backend.close()
+    }
+
+    /// After return no request is being executed or completed (guest memory untouched)
+    /// and no new one is taken, until `resume()`.
+    public func pause() { io.pause() }
+
+    public func resume() {
+        io.resume()
+        kick?(0)  // requests the guest queued meanwhile
     }
 
     public var deviceType: UInt32 { VirtioDeviceType.block }
@@ -70,34 +101,74 @@ public final class VirtioBlock: VirtioDevice {
     public func activate(_ a: VirtioActivation) throws {
         queue = a.queues.first ?? nil
         memory = a.memory
+        kick = a.kick
+        generation &+= 1
+        let complete = a.complete
+        io.activate(generation: generation) { batch in
+            complete(0) { queue in
+                for c in batch {
+                    try a.memory.store(c.statusByte, at: c.status)
+                    try queue.addUsed(head: c.head, length: c.written &+ 1)
+                }
+            }
+        }
     }
 
     public func reset() {
-        queue = nil; memory = nil
+        queue = nil; memory = nil; kick = nil
+        generation &+= 1
+        io.reset(generation: generation)
     }
 
     public func process(queue index: Int) throws {
         guard index == 0, let queue, let memory else { throw BlockDeviceError.notActivated }
-        while let chain = try queue.pop() {
+        while io.reserve() {
+            let chain: DescriptorChain
+            do {
+                guard let c = try queue.pop() else { io.unreserve(); return }
+                chain = c
+            } catch {
+                io.unreserve()
+                throw error
+            }
             guard let statusAddress = BlockRequest.statusAddress(of: chain) else {
+                io.unreserve()
                 throw BlockDeviceError.requestWithoutStatus(head: chain.head)
             }
-            var written: UInt32 = 0
-            var status = BlockStatus.ok
             do {
                 let request = try BlockRequest.parse(chain, memory: memory, limits: limits)
-                written = try execute(request, memory: memory)
-            } catch let e as BlockRequestError {
-                status = e.status
-                if status == BlockStatus.unsupported { metrics.unsupportedRequests &+= 1 } else { metrics.invalidRequests &+= 1 }
-                metrics.lastError = e.description
+                io.submit(BlockJob(head: chain.head, status: statusAddress, request: request, memory: memory,
+                                   sequence: io.sequence(), generation: generation))
             } catch {
-                status = BlockStatus.ioError
-                metrics.backendErrors &+= 1
-                metrics.lastError = "\(error)"
+                // Malformed: answered here, in this batch.
+                io.unreserve()
+                try memory.store(failureStatus(error), at: statusAddress)
+                try queue.complete(chain, length: 1)
             }
-            try memory.store(status, at: statusAddress)
-            try queue.complete(chain, length: written + 1)
+        }
+    }
+
+    /// The status for a request that failed, counted in the metrics.
+    private func failureStatus(_ error: Error) -> UInt8 {
+        counters.withLock { m in
+            if let e = error as? BlockRequestError {
+                if e.status == BlockStatus.unsupported { m.unsupportedRequests &+= 1 } else { m.invalidRequests &+= 1 }
+                m.lastError = e.description
+                return e.status
+            }
+            m.backendErrors &+= 1
+            m.lastError = "\(error)"
+            return BlockStatus.ioError
+        }
+    }
+
+    /// On an I/O thread: execute one job against the backend.
+    private func run(_ job: BlockJob) -> BlockCompletion {
+        do {
+            let written = try execute(job.request, memory: job.memory)
+            return BlockCompletion(head: job.head, status: job.status, statusByte: BlockStatus.ok, written: written)
+        } catch {
+            return BlockCompletion(head: job.head, status: job.status, statusByte: failureStatus(error), written: 0)
         }
     }
 
@@ -112,7 +183,7 @@ public final class VirtioBlock: VirtioDevice {
                 offset += UInt64(b.length)
             }
             let n = offset - sector * 512
-            metrics.reads &+= 1; metrics.bytesRead &+= n
+            counters.withLock { $0.reads &+= 1; $0.bytesRead &+= n }
             return UInt32(truncatingIfNeeded: n)
         case .write(let sector, let buffers):
             var offset = sector * 512
@@ -120,11 +191,12 @@ public final class VirtioBlock: VirtioDevice {
                 try backend.write(from: UnsafeRawBufferPointer(try memory.slice(at: b.address, length: UInt64(b.length))), at: offset)
                 offset += UInt64(b.length)
             }
-            metrics.writes &+= 1; metrics.bytesWritten &+= offset - sector * 512
+            let n = offset - sector * 512
+            counters.withLock { $0.writes &+= 1; $0.bytesWritten &+= n }
             return 0
         case .flush:
             try backend.flush()
-            metrics.flushes &+= 1
+            counters.withLock { $0.flushes &+= 1 }
             return 0
         case .getID(let buffers):
             var left = serial[...]
@@ -135,15 +207,15 @@ public final class VirtioBlock: VirtioDevice {
                 left = left.dropFirst(chunk.count)
                 n += UInt32(chunk.count)
             }
-            metrics.getIDs &+= 1
+            counters.withLock { $0.getIDs &+= 1 }
             return n
         case .discard(let ranges):
             for r in ranges { try backend.discard(offset: r.sector * 512, length: UInt64(r.sectors) * 512) }
-            metrics.discards &+= 1
+            counters.withLock { $0.discards &+= 1 }
             return 0
         case .writeZeroes(let ranges):
             for r in ranges { try backend.writeZeroes(offset: r.sector * 512, length: UInt64(r.sectors) * 512, mayUnmap: r.unmap) }
-            metrics.writeZeroes &+= 1
+            counters.withLock { $0.writeZeroes &+= 1 }
             return 0
         }
     }

@@ -11,11 +11,16 @@ public struct VirtioActivation {
     /// Ask for `process(queue:)` to run again on the event loop (host-side readiness:
     /// console input arrived, output drained). Never processes in the caller's lock.
     public let kick: (Int) -> Void
+    /// Complete requests from another thread (a disk's I/O thread): runs the body with
+    /// the queue under the transport's lock, then decides about one interrupt. Does
+    /// nothing if the queue is no longer live (the driver reset the device meanwhile).
+    public let complete: (_ queue: Int, _ body: (Virtqueue) throws -> Void) -> Void
 }
 
 /// A virtio device model behind a transport. The transport serialises every call
-/// (register access, activation, queue processing) under one lock, so a device holds
-/// no lock of its own for its virtio state.
+/// (register access, activation, queue processing, `complete`) under one lock, so a
+/// device holds no lock of its own for its virtio state. That lock is never held across
+/// I/O that can wait: slow work goes to the device's own threads.
 public protocol VirtioDevice: AnyObject {
     /// Device ID (§5): 2 block, 3 console, 4 entropy.
     var deviceType: UInt32 { get }

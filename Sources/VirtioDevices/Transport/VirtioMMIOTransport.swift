@@ -5,9 +5,10 @@ import Synchronization
 /// virtio-mmio version 2 (virtio 1.2 §4.2) in front of a `VirtioDevice`.
 ///
 /// Threads: registers are accessed from vCPU threads, queues are processed on the
-/// event-loop thread (`handleNotify`). One lock serialises registers and the device;
-/// InterruptStatus/ACK go through atomics and never take it, so the vCPU's hot path
-/// (interrupt handling) does not wait behind disk I/O.
+/// event-loop thread (`handleNotify`), and devices with slow I/O complete requests from
+/// their own threads (`VirtioActivation.complete`). One lock serialises registers and
+/// the device, held only for register- and ring-sized work (never across disk I/O);
+/// InterruptStatus/ACK go through atomics and never take it.
 ///
 /// Guest errors in the queues put the device in DEVICE_NEEDS_RESET with a
 /// configuration-change interrupt (§2.1.2); it then ignores notifications until the
@@ -62,6 +63,17 @@ public final class VirtioMMIOTransport: MMIODevice {
             } catch { return enterNeedsReset(&s, "queue \(queue): \(error)") }
             // Come back after the event loop has served others (eventfd mode).
             if q.hasDeferredWork && queue < notifyFDs.count { notifyFDs[queue].signal() }
+        }
+    }
+
+    /// A device thread completes requests on `expected` (see `VirtioActivation.complete`).
+    private func complete(queue: Int, expected: Virtqueue, _ body: (Virtqueue) throws -> Void) {
+        state.withLock { s in
+            guard s.active, !s.broken, queue < s.live.count, let q = s.live[queue], q === expected else { return }
+            do {
+                try body(q)
+                if q.hasNewUsed, try q.needsInterrupt() { interrupt.signalUsedBuffer() }
+            } catch { enterNeedsReset(&s, "queue \(queue): \(error)") }
         }
     }
 
@@ -227,7 +239,11 @@ public final class VirtioMMIOTransport: MMIODevice {
                 queues.append(q.ready ? try Virtqueue(config: q, memory: memory, eventIndex: eventIndex) : nil)
             }
             try device.activate(VirtioActivation(queues: queues, memory: memory, interrupt: interrupt, features: s.driverFeatures,
-                                                 kick: { [weak self] in self?.kick(queue: $0) }))
+                                                 kick: { [weak self] in self?.kick(queue: $0) },
+                                                 complete: { [weak self] i, body in
+                                                     guard i >= 0, i < queues.count, let q = queues[i] else { return }
+                                                     self?.complete(queue: i, expected: q, body)
+                                                 }))
             s.active = true
             s.live = queues
             s.metrics.activations &+= 1

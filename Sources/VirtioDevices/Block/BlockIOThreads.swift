@@ -1,0 +1,223 @@
+import Glibc
+import KVMKit
+
+/// A parsed request on its way through a disk's I/O threads.
+struct BlockJob {
+    let head: UInt16
+    /// Guest address of the status byte.
+    let status: UInt64
+    let request: BlockRequest
+    let memory: GuestMemory
+    let sequence: UInt64
+    /// The device activation it belongs to; a reset makes older jobs stale.
+    let generation: UInt64
+
+    /// Requests a later flush must wait for.
+    var isWrite: Bool {
+        switch request.kind {
+        case .write, .discard, .writeZeroes: return true
+        default: return false
+        }
+    }
+    var isFlush: Bool { request.kind == .flush }
+}
+
+/// What goes back to the guest for one job.
+struct BlockCompletion {
+    let head: UInt16
+    let status: UInt64
+    let statusByte: UInt8
+    /// Bytes written into guest buffers, not counting the status byte.
+    let written: UInt32
+}
+
+/// The I/O threads of one disk: they execute parsed requests off the event-loop thread,
+/// several at once, and hand completions back in batches (one `publish` per batch, so
+/// one used-ring update and at most one interrupt). A flush starts only after every
+/// earlier write has finished; later requests do not wait for it.
+///
+/// Owner: `VirtioBlock`, which starts the threads with the device and stops and joins
+/// them in `shutdown()`. The lock guards only this queue; it is never held across I/O,
+/// and `publish` (which takes the transport's lock) is called without it.
+final class BlockIOThreads: @unchecked Sendable {
+    typealias Execute = (BlockJob) -> BlockCompletion
+    typealias Publish = ([BlockCompletion]) -> Void
+
+    /// Completions handed back at once at most (more wait for the next batch).
+    static let batchLimit = 32
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var pending: [BlockJob] = []
+    /// (sequence, isWrite) of the jobs being executed.
+    private var executing: [(sequence: UInt64, isWrite: Bool)] = []
+    private var done: [BlockCompletion] = []
+    /// Jobs reserved, queued, executing, or completed but not yet published.
+    private var inFlight = 0
+    private var paused = false
+    private var stopping = false
+    private var generation: UInt64 = 0
+    private var nextSequence: UInt64 = 0
+    private var publisher: Publish?
+    private var threads: [pthread_t] = []
+    private let execute: Execute
+
+    init(threads count: Int, name: String, execute: @escaping Execute) throws {
+        self.execute = execute
+        mutex.initialize(to: pthread_mutex_t())
+        changed.initialize(to: pthread_cond_t())
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(changed, nil)
+        for _ in 0..<max(1, count) {
+            let context = Unmanaged.passRetained(self).toOpaque()
+            var thread: pthread_t = 0
+            let rc = pthread_create(&thread, nil, { raw in
+                guard let raw else { return nil }
+                let owner = Unmanaged<BlockIOThreads>.fromOpaque(raw).takeRetainedValue()
+                owner.work()
+                return nil
+            }, context)
+            if rc != 0 {
+                Unmanaged<BlockIOThreads>.fromOpaque(context).release()
+                stop()
+                throw BlockBackendError.io(operation: "start I/O thread for", path: name, offset: 0, errno: rc)
+            }
+            threads.append(thread)
+        }
+    }
+
+    deinit {
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(mutex)
+        changed.deallocate()
+        mutex.deallocate()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    // MARK: the device's side (event-loop thread, under the transport lock)
+
+    /// A new activation: completions go to `publish`; older jobs are stale.
+    func activate(generation g: UInt64, publish: @escaping Publish) {
+        locked { generation = g; publisher = publish }
+    }
+
+    /// Room for one more request, unless paused or stopping. Pair with `submit` or `unreserve`.
+    func reserve() -> Bool {
+        locked {
+            if paused || stopping { return false }
+            inFlight += 1
+            return true
+        }
+    }
+
+    func unreserve() {
+        locked { inFlight -= 1; pthread_cond_broadcast(changed) }
+    }
+
+    func submit(_ job: BlockJob) {
+        locked {
+            pending.append(job)
+            pthread_cond_broadcast(changed)
+        }
+    }
+
+    func sequence() -> UInt64 { locked { nextSequence &+= 1; return nextSequence } }
+
+    /// The driver reset the device: drop queued jobs and wait for executing ones (they
+    /// write guest buffers); their completions are dropped. Publishing threads may be
+    /// waiting for the transport lock the caller holds: they are not waited for (the
+    /// transport drops completions for a queue that is no longer live).
+    func reset(generation g: UInt64) {
+        locked {
+            generation = g
+            publisher = nil
+            inFlight -= pending.count + done.count
+            pending.removeAll()
+            done.removeAll()
+            while !executing.isEmpty { pthread_cond_wait(changed, mutex) }
+            pthread_cond_broadcast(changed)
+        }
+    }
+
+    // MARK: pause, stop
+
+    /// No new requests are taken; returns when every taken one is complete and published.
+    func pause() {
+        locked {
+            paused = true
+            while inFlight > 0 { pthread_cond_wait(changed, mutex) }
+        }
+    }
+
+    func resume() { locked { paused = false } }
+
+    /// Finish what is queued, then end and join the threads. Idempotent.
+    func stop() {
+        let joined: [pthread_t] = locked {
+            stopping = true
+            pthread_cond_broadcast(changed)
+            let t = threads
+            threads.removeAll()
+            return t
+        }
+        for t in joined where pthread_equal(t, pthread_self()) == 0 { pthread_join(t, nil) }
+    }
+
+    // MARK: the threads
+
+    /// The first queued job that may start: anything but a flush with an earlier write
+    /// still queued or executing.
+    private func takeRunnable() -> BlockJob? {
+        for (i, job) in pending.enumerated() {
+            if job.isFlush {
+                let earlierWrite = pending[..<i].contains { $0.isWrite } || executing.contains { $0.isWrite && $0.sequence < job.sequence }
+                if earlierWrite { continue }
+            }
+            pending.remove(at: i)
+            return job
+        }
+        return nil
+    }
+
+    private func work() {
+        pthread_mutex_lock(mutex)
+        while true {
+            guard let job = takeRunnable() else {
+                if stopping && pending.isEmpty { break }
+                pthread_cond_wait(changed, mutex)
+                continue
+            }
+            executing.append((job.sequence, job.isWrite))
+            pthread_mutex_unlock(mutex)
+            let completion = execute(job)
+            pthread_mutex_lock(mutex)
+            executing.removeAll { $0.sequence == job.sequence }
+            if job.generation == generation { done.append(completion) } else { inFlight -= 1 }
+            // Hand back a batch when nothing else is ready to run (we would sleep) or it is full.
+            let ready = takeRunnablePeek()
+            if !done.isEmpty && (!ready || done.count >= Self.batchLimit) {
+                let batch = done
+                done.removeAll()
+                let publish = publisher
+                pthread_mutex_unlock(mutex)
+                publish?(batch)
+                pthread_mutex_lock(mutex)
+                inFlight -= batch.count
+            }
+            pthread_cond_broadcast(changed)
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Whether some queued job could start now (without taking it).
+    private func takeRunnablePeek() -> Bool {
+        pending.enumerated().contains { i, job in
+            !job.isFlush || !(pending[..<i].contains { $0.isWrite } || executing.contains { $0.isWrite && $0.sequence < job.sequence })
+        }
+    }
+}
