@@ -22,7 +22,8 @@ extension Qcow2Image {
     }
 
     func readCluster(at offset: UInt64, what: String) throws -> [UInt8] {
-        guard offset.addingReportingOverflow(UInt64(layout.clusterSize)).partialValue <= storage.length else {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(layout.clusterSize))
+        guard !overflow, end <= storage.length else {
             throw corrupt("\(what) at \(hex(offset)) is past the end of the file")
         }
         return try Self.readBytes(storage, at: offset, count: layout.clusterSize)

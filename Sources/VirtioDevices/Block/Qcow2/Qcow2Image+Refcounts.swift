@@ -57,7 +57,10 @@ extension Qcow2Image {
     /// first of them, describing itself) or a larger table first.
     func allocateCluster() throws -> UInt64 {
         let perBlock = UInt64(layout.refcountBlockEntries)
-        let limit = UInt64(1) << UInt64(56 - layout.clusterBits)
+        // Free clusters are found near the end of the file at the latest; refcounts that
+        // claim more than that are corrupt (and must not make this loop run for ages).
+        let fileClusters = storage.length >> UInt64(layout.clusterBits)
+        let limit = min(UInt64(1) << UInt64(56 - layout.clusterBits), fileClusters + Self.allocationSlack)
         var c = freeHint
         while c < limit {
             let t = c / perBlock
@@ -77,8 +80,15 @@ extension Qcow2Image {
             }
             c += 1
         }
+        if limit < UInt64(1) << UInt64(56 - layout.clusterBits) {
+            throw corrupt("refcounts claim every cluster up to \(limit), past the end of the file")
+        }
         throw Qcow2Error.full(path: path)
     }
+
+    /// Clusters past the end of the file the free-cluster search may look at (allocated
+    /// metadata not yet written lies there).
+    static let allocationSlack: UInt64 = 1 << 16
 
     /// A new refcount block for table entry `index`, stored in cluster `at` (inside its
     /// own range, so it counts itself): block on disk, synced, then the table entry.

@@ -101,7 +101,8 @@ public final class Qcow2Image: BlockBackend {
 
     static func readTable(_ storage: ImageStorage, at offset: UInt64, entries: Int) throws -> [UInt64] {
         guard entries > 0 else { return [] }
-        guard offset.addingReportingOverflow(UInt64(entries) * 8).partialValue <= storage.length else {
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(entries) * 8)
+        guard !overflow, end <= storage.length else {
             throw Qcow2Error.corrupt(path: storage.path, reason: "table at \(hex(offset)) of \(entries) entries is past the end of the file")
         }
         let bytes = try readBytes(storage, at: offset, count: entries * 8)
