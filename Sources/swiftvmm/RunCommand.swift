@@ -38,7 +38,7 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Option(name: .customLong("elf-entry"), help: "For an ELF vmlinux: linux64 (64-bit boot protocol) or pvh.")
     var elfEntry: String?
 
-    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME] (raw image file or block device; repeatable).")
+    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME][,format=raw|qcow2] (raw or qcow2 image, or a block device; repeatable).")
     var disks: [String] = []
 
     @Flag(help: "Add a virtio-rng entropy device.")
