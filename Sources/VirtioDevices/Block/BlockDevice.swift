@@ -23,26 +23,26 @@ public final class VirtioBlock: VirtioDevice {
     /// Bytes of the serial GET_ID returns (VIRTIO_BLK_ID_BYTES).
     public static let idBytes = 20
 
-    public let backend: BlockBackend
-    public let serial: [UInt8]
+    public var backend: BlockBackend { executor.backend }
+    public var serial: [UInt8] { executor.serial }
     public let limits: BlockLimits
-    public var metrics: BlockMetrics { counters.withLock { $0 } }
-    private let counters = Mutex(BlockMetrics())
+    public var metrics: BlockMetrics { executor.counters.withLock { $0 } }
+    private let executor: BlockRequestExecutor
     private let config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
     private var kick: ((Int) -> Void)?
     /// Activations so far; a job from an older one is stale.
     private var generation: UInt64 = 0
-    private var io: BlockIOThreads!
+    private let io: BlockIOThreads
 
     /// `ioThreads`: requests served at once. A qcow2 image serialises its operations, so
     /// it gets one thread; a raw file or device gets several (pread/pwrite in parallel).
     public init(backend: BlockBackend, serial: String, ioThreads: Int? = nil) throws {
-        self.backend = backend
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
-        self.serial = id
+        let executor = BlockRequestExecutor(backend: backend, serial: id)
+        self.executor = executor
         limits = BlockLimits(capacitySectors: backend.size / 512, readOnly: backend.isReadOnly)
         config = BlockConfig(
             capacitySectors: limits.capacitySectors,
@@ -54,9 +54,7 @@ public final class VirtioBlock: VirtioDevice {
             maxWriteZeroesSectors: limits.maxWriteZeroesSectors,
             maxWriteZeroesSegments: limits.maxWriteZeroesSegments
         ).bytes
-        io = try BlockIOThreads(threads: ioThreads ?? (backend is Qcow2Image ? 1 : 4), name: serial) { [unowned self] job in
-            self.run(job)
-        }
+        io = try BlockIOThreads(threads: ioThreads ?? (backend is Qcow2Image ? 1 : 4), name: serial) { executor.run($0) }
     }
 
     /// Open `--disk` options: the image (raw or qcow2, with its backing chain), locked.
@@ -142,81 +140,9 @@ public final class VirtioBlock: VirtioDevice {
             } catch {
                 // Malformed: answered here, in this batch.
                 io.unreserve()
-                try memory.store(failureStatus(error), at: statusAddress)
+                try memory.store(executor.failureStatus(error), at: statusAddress)
                 try queue.complete(chain, length: 1)
             }
-        }
-    }
-
-    /// The status for a request that failed, counted in the metrics.
-    private func failureStatus(_ error: Error) -> UInt8 {
-        counters.withLock { m in
-            if let e = error as? BlockRequestError {
-                if e.status == BlockStatus.unsupported { m.unsupportedRequests &+= 1 } else { m.invalidRequests &+= 1 }
-                m.lastError = e.description
-                return e.status
-            }
-            m.backendErrors &+= 1
-            m.lastError = "\(error)"
-            return BlockStatus.ioError
-        }
-    }
-
-    /// On an I/O thread: execute one job against the backend.
-    private func run(_ job: BlockJob) -> BlockCompletion {
-        do {
-            let written = try execute(job.request, memory: job.memory)
-            return BlockCompletion(head: job.head, status: job.status, statusByte: BlockStatus.ok, written: written)
-        } catch {
-            return BlockCompletion(head: job.head, status: job.status, statusByte: failureStatus(error), written: 0)
-        }
-    }
-
-    /// Run a validated request; returns the bytes written into guest buffers (not
-    /// counting the status byte).
-    func execute(_ request: BlockRequest, memory: GuestMemory) throws -> UInt32 {
-        switch request.kind {
-        case .read(let sector, let buffers):
-            var offset = sector * 512
-            for b in buffers {
-                try backend.read(into: try memory.slice(at: b.address, length: UInt64(b.length)), at: offset)
-                offset += UInt64(b.length)
-            }
-            let n = offset - sector * 512
-            counters.withLock { $0.reads &+= 1; $0.bytesRead &+= n }
-            return UInt32(truncatingIfNeeded: n)
-        case .write(let sector, let buffers):
-            var offset = sector * 512
-            for b in buffers {
-                try backend.write(from: UnsafeRawBufferPointer(try memory.slice(at: b.address, length: UInt64(b.length))), at: offset)
-                offset += UInt64(b.length)
-            }
-            let n = offset - sector * 512
-            counters.withLock { $0.writes &+= 1; $0.bytesWritten &+= n }
-            return 0
-        case .flush:
-            try backend.flush()
-            counters.withLock { $0.flushes &+= 1 }
-            return 0
-        case .getID(let buffers):
-            var left = serial[...]
-            var n: UInt32 = 0
-            for b in buffers where !left.isEmpty {
-                let chunk = left.prefix(Int(b.length))
-                try memory.write(at: b.address, bytes: Array(chunk))
-                left = left.dropFirst(chunk.count)
-                n += UInt32(chunk.count)
-            }
-            counters.withLock { $0.getIDs &+= 1 }
-            return n
-        case .discard(let ranges):
-            for r in ranges { try backend.discard(offset: r.sector * 512, length: UInt64(r.sectors) * 512) }
-            counters.withLock { $0.discards &+= 1 }
-            return 0
-        case .writeZeroes(let ranges):
-            for r in ranges { try backend.writeZeroes(offset: r.sector * 512, length: UInt64(r.sectors) * 512, mayUnmap: r.unmap) }
-            counters.withLock { $0.writeZeroes &+= 1 }
-            return 0
         }
     }
 }
