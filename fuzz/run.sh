@@ -27,7 +27,7 @@ swiftc $SWIFT_FLAGS -module-name KVMKit -emit-module -emit-module-path "$OUT/KVM
 # shellcheck disable=SC2046
 swiftc $SWIFT_FLAGS -module-name VirtioDevices -emit-module -emit-module-path "$OUT/VirtioDevices.swiftmodule" \
     -c $(find Sources/VirtioDevices -name '*.swift') -o "$OUT/VirtioDevices.o"
-swiftc $SWIFT_FLAGS -module-name VirtioFuzz fuzz/VirtioFuzz.swift "$OUT"/*.o -o "$OUT/virtio-fuzz"
+swiftc $SWIFT_FLAGS -module-name VirtioFuzz fuzz/VirtioFuzz.swift "$OUT"/*.o -lz -o "$OUT/virtio-fuzz"
 echo "fuzz: running $RUNS executions" >&2
 "$OUT/virtio-fuzz" -runs="$RUNS" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$OUT/" "$@" "$OUT/corpus" "$OUT/seeds"
