@@ -99,7 +99,7 @@ extension Qcow2Image {
         let oldIsZero: Bool
         switch m {
         case .zero: oldIsZero = true
-        case .unallocated: oldIsZero = backing == nil || g >= backing!.size
+        case .unallocated: oldIsZero = backing.map { g >= $0.size } ?? true
         default: oldIsZero = false
         }
         let fresh: Bool
@@ -156,7 +156,7 @@ extension Qcow2Image {
             let readsZero: Bool
             switch m {
             case .zero: readsZero = true
-            case .unallocated: readsZero = backing == nil || g >= backing!.size
+            case .unallocated: readsZero = backing.map { g >= $0.size } ?? true
             default: readsZero = false
             }
             if n == UInt64(layout.clusterSize) {
