@@ -36,8 +36,8 @@ public final class VirtioBlock: VirtioDevice {
     private var generation: UInt64 = 0
     private let io: BlockIOThreads
 
-    /// `ioThreads`: requests served at once. A qcow2 image serialises its operations, so
-    /// it gets one thread; a raw file or device gets several (pread/pwrite in parallel).
+    /// `ioThreads`: requests served at once (raw: pread/pwrite in parallel; qcow2: reads
+    /// in parallel, metadata and writes serialised by the image's lock).
     public init(backend: BlockBackend, serial: String, ioThreads: Int? = nil) throws {
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
@@ -54,7 +54,7 @@ public final class VirtioBlock: VirtioDevice {
             maxWriteZeroesSectors: limits.maxWriteZeroesSectors,
             maxWriteZeroesSegments: limits.maxWriteZeroesSegments
         ).bytes
-        io = try BlockIOThreads(threads: ioThreads ?? (backend is Qcow2Image ? 1 : 4), name: serial) { executor.run($0) }
+        io = try BlockIOThreads(threads: ioThreads ?? 4, name: serial) { executor.run($0) }
     }
 
     /// Open `--disk` options: the image (raw or qcow2, with its backing chain), locked.

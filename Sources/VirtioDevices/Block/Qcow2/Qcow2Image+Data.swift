@@ -16,7 +16,10 @@ extension Qcow2Image {
         }
     }
 
-    func readLocked(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+    /// Read under the lock; data-cluster runs are only collected in `dataRuns` (buffer
+    /// range, host offset) for the caller to read after releasing it.
+    func readLocked(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64,
+                    dataRuns: inout [(range: Range<Int>, host: UInt64)]) throws {
         var done = 0
         while done < buffer.count {
             let g = offset + UInt64(done)
@@ -30,7 +33,11 @@ extension Qcow2Image {
                     n += min(buffer.count - done - n, layout.clusterSize)
                 }
             }
-            try readPiece(UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n]), guest: g, mapping: m)
+            if case .data(let host, _) = m {
+                dataRuns.append((done..<done + n, host + UInt64(inCluster)))
+            } else {
+                try readPiece(UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n]), guest: g, mapping: m)
+            }
             done += n
         }
     }

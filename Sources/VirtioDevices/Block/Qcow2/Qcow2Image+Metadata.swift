@@ -1,3 +1,5 @@
+import Glibc
+
 /// L1/L2 lookups through the L2 cache, L2 updates, and the ordered write-back of all
 /// metadata (the crash-consistency rules are here).
 extension Qcow2Image {
@@ -86,6 +88,8 @@ extension Qcow2Image {
         }
         if !pendingFrees.isEmpty {
             try storage.flush()
+            // A read that looked up a cluster before it was dropped may still be reading it.
+            while readersOutsideLock.load(ordering: .acquiring) > 0 { sched_yield() }
             let frees = pendingFrees
             pendingFrees.removeAll()
             for c in frees { try changeRefcount(cluster: c, by: -1) }
