@@ -81,9 +81,22 @@ extension Qcow2Image {
         return output
     }
 
-    func writeLocked(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+    /// Write under the lock; pieces that go in place into clusters we own alone are only
+    /// collected in `inPlace` (buffer range, host offset) for the caller to write after
+    /// releasing it. Everything that allocates or changes metadata happens here.
+    func writeLocked(_ buffer: UnsafeRawBufferPointer, at offset: UInt64,
+                     inPlace: inout [(range: Range<Int>, host: UInt64)]) throws {
         try forEachCluster(offset, buffer.count) { g, at, n in
-            try writeCluster(UnsafeRawBufferPointer(rebasing: buffer[at..<at + n]), at: g)
+            if case .data(let host, true) = try mapping(at: g) {
+                let to = host + (g & layout.clusterMask)
+                if let last = inPlace.last, last.range.upperBound == at, last.host + UInt64(last.range.count) == to {
+                    inPlace[inPlace.count - 1].range = last.range.lowerBound..<at + n
+                } else {
+                    inPlace.append((at..<at + n, to))
+                }
+            } else {
+                try writeCluster(UnsafeRawBufferPointer(rebasing: buffer[at..<at + n]), at: g)
+            }
         }
         if pendingFrees.count > Self.pendingFreeLimit { try commitMetadata() }
     }

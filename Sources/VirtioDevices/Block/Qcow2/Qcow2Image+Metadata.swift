@@ -88,8 +88,8 @@ extension Qcow2Image {
         }
         if !pendingFrees.isEmpty {
             try storage.flush()
-            // A read that looked up a cluster before it was dropped may still be reading it.
-            while readersOutsideLock.load(ordering: .acquiring) > 0 { sched_yield() }
+            // A read or write that looked up a cluster before it was dropped may still use it.
+            while ioOutsideLock.load(ordering: .acquiring) > 0 { sched_yield() }
             let frees = pendingFrees
             pendingFrees.removeAll()
             for c in frees { try changeRefcount(cluster: c, by: -1) }

@@ -9,8 +9,9 @@ import Synchronization
 /// point at them, and decrements only after the references are gone from disk.
 /// Guest data is written to its cluster before the L2 entry that maps it.
 ///
-/// One lock serialises metadata and writes; data-cluster reads and the final fdatasync
-/// of a flush run outside it. It is never held by anything but the disk's I/O threads.
+/// One lock serialises metadata changes and allocating writes; reads of data clusters,
+/// writes into clusters the image already owns alone, and the final fdatasync of a
+/// flush run outside it. It is never held by anything but the disk's I/O threads.
 public final class Qcow2Image: BlockBackend {
     public let path: String
     public let size: UInt64
@@ -38,9 +39,9 @@ public final class Qcow2Image: BlockBackend {
     /// The last inflated compressed cluster (host offset, bytes).
     var inflated: (host: UInt64, bytes: [UInt8])?
     var closed = false
-    /// Reads between their mapping lookup and the end of their data read, outside the
-    /// lock: a freed cluster is not reused while one may still be reading it.
-    let readersOutsideLock = Atomic<Int>(0)
+    /// Reads and in-place writes between their mapping lookup and the end of their data
+    /// I/O, outside the lock: a freed cluster is not reused while one may still use it.
+    let ioOutsideLock = Atomic<Int>(0)
 
     /// Metadata cache budgets (QEMU's default L2 cache is 1 MiB: 8 GiB of 64 KiB clusters).
     static let l2CacheBytes = 1 << 20
@@ -122,15 +123,23 @@ public final class Qcow2Image: BlockBackend {
         var runs: [(range: Range<Int>, host: UInt64)] = []
         try lock.withLock { _ in
             try readLocked(into: buffer, at: offset, dataRuns: &runs)
-            if !runs.isEmpty { readersOutsideLock.wrappingAdd(1, ordering: .acquiringAndReleasing) }
+            if !runs.isEmpty { ioOutsideLock.wrappingAdd(1, ordering: .acquiringAndReleasing) }
         }
         if runs.isEmpty { return }
-        defer { readersOutsideLock.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
+        defer { ioOutsideLock.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
         for r in runs { try storage.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[r.range]), at: r.host) }
     }
 
+    /// Allocating writes run under the lock; writes into clusters already ours run after it.
     public func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
-        try lock.withLock { _ in try writeLocked(buffer, at: offset) }
+        var runs: [(range: Range<Int>, host: UInt64)] = []
+        try lock.withLock { _ in
+            try writeLocked(buffer, at: offset, inPlace: &runs)
+            if !runs.isEmpty { ioOutsideLock.wrappingAdd(1, ordering: .acquiringAndReleasing) }
+        }
+        if runs.isEmpty { return }
+        defer { ioOutsideLock.wrappingSubtract(1, ordering: .acquiringAndReleasing) }
+        for r in runs { try storage.write(from: UnsafeRawBufferPointer(rebasing: buffer[r.range]), at: r.host) }
     }
 
     /// Metadata is committed under the lock; the final fdatasync (which covers all data
