@@ -65,6 +65,16 @@ static bool word(const char **p, const char **w, size_t *n) {
 
 static bool is(const char *w, size_t n, const char *s) { return strlen(s) == n && !strncmp(w, s, n); }
 
+/* A guest that works and shows it: pause/resume, snapshot and migration tests watch the
+ * numbers continue with no gap and no repeat. */
+void count_ticks(u64 n, u64 spin_millions) {
+	for (u64 i = 1; n == 0 || i <= n; i++) {
+		u64 start = rdtsc();
+		while (rdtsc() - start < spin_millions * 1000000ull) __asm__ volatile("pause");
+		printk("count %lu\n", (unsigned long)i);
+	}
+}
+
 static const char help[] =
 	"commands:\n"
 	"  help                     this text\n"
@@ -75,6 +85,7 @@ static const char help[] =
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
 	"  bench blk read|write MIB sequential virtio-blk I/O (write overwrites the disk)\n"
+	"  count N [SPIN]           print count 1..N (N=0: for ever), SPIN million TSC cycles apart (default 20)\n"
 	"  fault                    execute ud2 (exception report, then power off)\n"
 	"  crash                    triple fault (the VMM reports a guest crash)\n"
 	"  poweroff                 power off\n";
@@ -92,6 +103,12 @@ static void execute(const char *p) {
 	else if (is(w, n, "blk")) blk_info();
 	else if (is(w, n, "rng")) rng_show();
 	else if (is(w, n, "poweroff")) poweroff();
+	else if (is(w, n, "count")) {
+		if (!word(&p, &a, &an) || !parse_u64(a, an, &x)) { printk("usage: count N [SPIN]\n"); return; }
+		y = 20;
+		if (word(&p, &b, &bn) && !parse_u64(b, bn, &y)) { printk("usage: count N [SPIN]\n"); return; }
+		count_ticks(x, y);
+	}
 	else if (is(w, n, "fault")) __asm__ volatile("ud2"); /* exercise the exception report */
 	else if (is(w, n, "crash")) triple_fault();
 	else if (is(w, n, "test")) {
