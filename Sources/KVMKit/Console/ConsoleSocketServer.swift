@@ -71,17 +71,13 @@ public final class ConsoleSocketServer: ConsoleHost {
     }
 
     private func removeStaleSocket() throws {
-        guard let type = UnixSocketAddress.fileType(path) else { return }
-        guard type == S_IFSOCK else { throw ConsoleError.pathIsNotSocket(path: path) }
-        let probe = try UnixSocketAddress.connect(path)
-        if probe.fd >= 0 {
-            Glibc.close(probe.fd)
-            throw ConsoleError.socketInUse(path: path)
+        switch try UnixSocketAddress.clearStaleSocket(path) {
+        case .free, .removedStale: return
+        case .liveSocket: throw ConsoleError.socketInUse(path: path)
+        case .notSocket: throw ConsoleError.pathIsNotSocket(path: path)
+        case .failed("connect", let e): throw ConsoleError.systemCall("connect", errno: e, context: "probe existing socket \(path)")
+        case .failed(let call, let e): throw ConsoleError.systemCall(call, errno: e, context: "stale socket \(path)")
         }
-        guard probe.errno == ECONNREFUSED else {
-            throw ConsoleError.systemCall("connect", errno: probe.errno, context: "probe existing socket \(path)")
-        }
-        if unlink(path) < 0 { throw ConsoleError.systemCall("unlink", errno: errno, context: "stale socket \(path)") }
     }
 
     // MARK: clients

@@ -36,9 +36,36 @@ public enum UnixSocketAddress {
 
     /// The type bits of `path` (S_IFSOCK, ...); nil when it does not exist. The server
     /// looks at the link itself (it may unlink it), the client follows links.
-    static func fileType(_ path: String, followSymlinks: Bool = false) -> mode_t? {
+    public static func fileType(_ path: String, followSymlinks: Bool = false) -> mode_t? {
         var st = stat()
         guard (followSymlinks ? stat(path, &st) : lstat(path, &st)) == 0 else { return nil }
         return st.st_mode & S_IFMT
+    }
+
+    /// What stands at a path a server wants to bind.
+    public enum ExistingPath: Equatable {
+        case free
+        /// A socket nobody accepts on (ECONNREFUSED): removed.
+        case removedStale
+        /// Something accepts on it: left alone.
+        case liveSocket
+        case notSocket
+        /// A system call failed (name, errno).
+        case failed(String, Int32)
+    }
+
+    /// Make `path` bindable if it is free or a stale socket; never touch a live socket or
+    /// another kind of file.
+    public static func clearStaleSocket(_ path: String) throws -> ExistingPath {
+        guard let type = fileType(path) else { return .free }
+        guard type == S_IFSOCK else { return .notSocket }
+        let probe = try connect(path)
+        if probe.fd >= 0 {
+            close(probe.fd)
+            return .liveSocket
+        }
+        guard probe.errno == ECONNREFUSED else { return .failed("connect", probe.errno) }
+        if unlink(path) < 0 { return .failed("unlink", errno) }
+        return .removedStale
     }
 }
