@@ -17,7 +17,7 @@ final class VMRuntime {
     init(configuration c: VMConfiguration, control: MachineControl, kvm: KVM) throws {
         guard let boot = c.bootSource else { throw VMError.missingBootSource }
         var mc = MachineConfiguration(kernelPath: boot.kernelPath, initrdPath: boot.initrdPath,
-                                      commandLine: boot.bootArgs ?? MachineConfiguration.defaultCommandLine,
+                                      commandLine: c.kernelCommandLine,
                                       memoryMiB: c.machine.memSizeMiB, cpus: c.machine.vcpuCount,
                                       serialMMIOAddress: c.console.serialMMIOAddress, elfEntry: boot.elfEntry)
         mc.hugePages = c.machine.hugePages == .twoMiB
@@ -30,7 +30,7 @@ final class VMRuntime {
         try registry.register(id: "i8042", kind: .i8042, device: machine.i8042)
         try registry.register(id: "acpi", kind: .acpi, device: machine.acpiSleep)
 
-        for d in c.drives {
+        for d in c.drivesInDeviceOrder {
             let block = try VirtioBlock(options: DiskOptions(path: d.path, readOnly: d.readOnly, id: d.id),
                                         offersFlush: d.cacheType == .writeback)
             let t = try VirtioMachineAttachment.attach(block, name: "virtio-blk \(d.id) (\(d.path))", to: machine, loop: loop)

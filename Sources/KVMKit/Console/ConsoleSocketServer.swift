@@ -64,7 +64,7 @@ public final class ConsoleSocketServer: ConsoleHost {
         } catch {
             Glibc.close(fd)
             if UnixSocketAddress.fileType(path) == S_IFSOCK { unlink(path) }
-            ConsoleExitCleanup.forgetSocketPath()
+            ConsoleExitCleanup.forgetSocketPath(path)
             throw error
         }
         listenFD = fd
@@ -238,7 +238,7 @@ public final class ConsoleSocketServer: ConsoleHost {
             Glibc.close(listenFD)
             listenFD = -1
             unlink(path)
-            ConsoleExitCleanup.forgetSocketPath()
+            ConsoleExitCleanup.forgetSocketPath(path)
         }
     }
 }

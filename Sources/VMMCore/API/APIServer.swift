@@ -136,6 +136,8 @@ public final class APIServer: @unchecked Sendable {
         if rc < 0 { throw APIServerError.systemCall("bind", errno: errno, context: "API socket \(path)") }
         var st = stat()
         if lstat(path, &st) == 0 { socketInode = st.st_ino }
+        ConsoleExitCleanup.install()           // a SIGTERM/SIGINT unlinks the socket too
+        ConsoleExitCleanup.recordSocketPath(path)
         // Before listen() connects are refused, so tightening the mode here is race-free.
         if chmod(path, 0o600) < 0 { throw APIServerError.systemCall("chmod", errno: errno, context: "API socket \(path)") }
         if listen(fd, 64) < 0 { throw APIServerError.systemCall("listen", errno: errno, context: "API socket \(path)") }
@@ -148,6 +150,7 @@ public final class APIServer: @unchecked Sendable {
             state.socketRemoved = true
             var st = stat()
             if lstat(path, &st) == 0, st.st_ino == socketInode, (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+            ConsoleExitCleanup.forgetSocketPath(path)
         }
     }
 
