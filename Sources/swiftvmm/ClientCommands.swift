@@ -76,13 +76,43 @@ struct ConfigCommand: ParsableCommand {
 
 struct APICommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "api", abstract: "Send any request to a VM's API, e.g. swiftvmm api --api-sock S PUT /machine-config '{\"vcpu_count\": 2, \"mem_size_mib\": 256}'.")
+        commandName: "api", abstract: "Send any request to a VM's API.",
+        discussion: """
+            The body is one JSON argument, or fields in httpie's style: NAME=TEXT for a string,             NAME:=JSON for any other value. For example:
+              swiftvmm api --api-sock S PUT /machine-config vcpu_count:=2 mem_size_mib:=256
+              swiftvmm api --api-sock S PUT /boot-source kernel_image_path=vmlinuz 'boot_args=console=ttyS0'
+              swiftvmm api --api-sock S PATCH /vm '{"state": "Paused"}'
+            """)
     @OptionGroup var socket: APISocketOption
     @Argument(help: "GET, PUT or PATCH.") var method: String
     @Argument(help: "The path, e.g. /machine-config.") var path: String
-    @Argument(help: "A JSON body (PUT, PATCH).") var body: String?
+    @Argument(help: "A JSON body, or NAME=TEXT / NAME:=JSON fields.") var body: [String] = []
+
     func run() throws {
         guard ["GET", "PUT", "PATCH"].contains(method.uppercased()) else { throw ValidationError("\(method): use GET, PUT or PATCH") }
-        try callAPI(socket.path, method.uppercased(), path, body)
+        try callAPI(socket.path, method.uppercased(), path, try Self.makeBody(body))
+    }
+
+    /// nil (no body), the one JSON argument, or an object built from NAME=… fields.
+    static func makeBody(_ words: [String]) throws -> String? {
+        if words.isEmpty { return nil }
+        if words.count == 1, let first = words[0].first, first == "{" || first == "[" { return words[0] }
+        var object = JSONObject()
+        for w in words {
+            // The first "=" splits name and value; ":=" (a colon just before it) means JSON.
+            guard let eq = w.firstIndex(of: "="), eq != w.startIndex else {
+                throw ValidationError("\(w): expected NAME=TEXT or NAME:=JSON (or a single JSON body)")
+            }
+            let before = w.index(before: eq)
+            let value = String(w[w.index(after: eq)...])
+            if w[before] == ":" {
+                do { object[String(w[..<before])] = try JSONParser.parse(value) } catch {
+                    throw ValidationError("\(w): the value after := is not JSON (\(error))")
+                }
+            } else {
+                object[String(w[..<eq])] = .string(value)
+            }
+        }
+        return JSONValue.object(object).encoded()
     }
 }
