@@ -132,15 +132,28 @@ public final class APIServer: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { throw APIServerError.systemCall("socket", errno: errno, context: "API socket \(path)") }
         listenFD = fd
-        let rc = try UnixSocketAddress.withAddress(path) { bind(fd, $0, $1) }
+        // Bound under a temporary name and renamed once listening: clients (and tools that
+        // wait for the file to appear) never find a socket that refuses connections.
+        let temporary = "\(path).\(getpid()).tmp"
+        let bindPath = temporary.utf8.count <= UnixSocketAddress.maxPathBytes ? temporary : path
+        unlink(bindPath)
+        let rc = try UnixSocketAddress.withAddress(bindPath) { bind(fd, $0, $1) }
         if rc < 0 { throw APIServerError.systemCall("bind", errno: errno, context: "API socket \(path)") }
-        var st = stat()
-        if lstat(path, &st) == 0 { socketInode = st.st_ino }
         ConsoleExitCleanup.install()           // a SIGTERM/SIGINT unlinks the socket too
         ConsoleExitCleanup.recordSocketPath(path)
-        // Before listen() connects are refused, so tightening the mode here is race-free.
-        if chmod(path, 0o600) < 0 { throw APIServerError.systemCall("chmod", errno: errno, context: "API socket \(path)") }
-        if listen(fd, 64) < 0 { throw APIServerError.systemCall("listen", errno: errno, context: "API socket \(path)") }
+        do {
+            // Before listen() connects are refused, so tightening the mode here is race-free.
+            if chmod(bindPath, 0o600) < 0 { throw APIServerError.systemCall("chmod", errno: errno, context: "API socket \(path)") }
+            if listen(fd, 64) < 0 { throw APIServerError.systemCall("listen", errno: errno, context: "API socket \(path)") }
+            if bindPath != path, rename(bindPath, path) < 0 {
+                throw APIServerError.systemCall("rename", errno: errno, context: "API socket \(path)")
+            }
+        } catch {
+            if bindPath != path { unlink(bindPath) }
+            throw error
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 { socketInode = st.st_ino }
     }
 
     /// Unlink the socket file if it is still the one this server bound.
