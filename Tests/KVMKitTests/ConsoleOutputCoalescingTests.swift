@@ -34,16 +34,19 @@ final class ConsoleOutputCoalescingTests: XCTestCase {
         port.buffer.write(UInt8(ascii: ">"))
         XCTAssertTrue(waitUntil(1) { console.outputBytes == 1 }, "the first byte goes out at once")
 
-        // ~100 µs between bytes: far slower than the loop drains, so each byte used to cost
-        // one wake-up of the loop thread.
+        // A byte every ~20 µs for 0.2 s, far faster than the 2 ms drain period: each byte
+        // used to cost one wake-up of the loop thread.
         var sent: [UInt8] = []
-        let start = Date()
-        while Date().timeIntervalSince(start) < 0.3 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var next = start
+        while DispatchTime.now().uptimeNanoseconds - start < 200_000_000 {
+            if DispatchTime.now().uptimeNanoseconds < next { continue }
+            next &+= 20_000
             let b = UInt8(ascii: "a") + UInt8(sent.count % 26)
             port.buffer.write(b)
             sent.append(b)
-            usleep(100)
         }
+        let elapsedMs = (DispatchTime.now().uptimeNanoseconds - start) / 1_000_000
         XCTAssertTrue(waitUntil(5) { console.outputBytes == UInt64(sent.count + 1) }, "\(console.outputBytes) of \(sent.count + 1)")
         loop.stop()
         loop.join()
@@ -53,7 +56,8 @@ final class ConsoleOutputCoalescingTests: XCTestCase {
         var got = [UInt8](repeating: 0, count: sent.count + 16)
         let n = got.withUnsafeMutableBytes { read(output[0], $0.baseAddress, $0.count) }
         XCTAssertEqual(Array(got.prefix(max(0, n))), [UInt8(ascii: ">")] + sent, "every byte, in order")
-        XCTAssertGreaterThan(sent.count, 200)
-        XCTAssertLessThan(wakeups * 4, UInt64(sent.count), "\(wakeups) wake-ups for \(sent.count) bytes")
+        XCTAssertGreaterThan(sent.count, 1000)
+        // At most one drain per 2 ms tick (plus the first byte's and the last tick's).
+        XCTAssertLessThanOrEqual(wakeups, elapsedMs / 2 + 5, "\(wakeups) wake-ups for \(sent.count) bytes in \(elapsedMs) ms")
     }
 }

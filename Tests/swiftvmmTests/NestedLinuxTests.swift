@@ -115,7 +115,7 @@ final class NestedLinuxTests: XCTestCase {
             }
             var env = ProcessInfo.processInfo.environment
             // A talkative L2 boot took 2.5 min at load average 28 on this 2-core machine.
-            env["NESTED_EXPECT_TIMEOUT"] = "600"
+            env["NESTED_EXPECT_TIMEOUT"] = env["NESTED_EXPECT_TIMEOUT"] ?? "600"
             // One run, no retry: a scenario that misses its text or triple-faults fails its
             // test. The bed's configuration is the one guests/nested/reliability measured
             // clean (guests/nested/README.md, "Reliability"). The lock keeps other nested
