@@ -22,6 +22,12 @@ public final class TimerFD: @unchecked Sendable {
         _ = timerfd_settime(fd, 0, &spec, nil)
     }
 
+    /// Cancel a pending expiry.
+    public func disarm() {
+        var spec = itimerspec()
+        _ = timerfd_settime(fd, 0, &spec, nil)
+    }
+
     /// Consume the expiry so the fd stops polling readable.
     public func clear() {
         var expirations: UInt64 = 0

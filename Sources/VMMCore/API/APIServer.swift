@@ -45,7 +45,7 @@ public final class APIServer: @unchecked Sendable {
 
     private var loop: EventLoop?
     private var listenFD: Int32 = -1
-    private var timerFD: Int32 = -1
+    private var timer: TimerFD?
     private var socketInode: ino_t = 0
     private var connections: [Int32: APIConnection] = [:]
     private var acceptPausedUntil: Int64?
@@ -88,13 +88,12 @@ public final class APIServer: @unchecked Sendable {
         }
         do {
             try bindSocket()
-            let tfd = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
-            if tfd < 0 { throw APIServerError.systemCall("timerfd_create", errno: errno, context: "API timeouts") }
-            timerFD = tfd
+            let timer = try TimerFD()
+            self.timer = timer
             let loop = try EventLoop()
             self.loop = loop
             try loop.register(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptClients() }
-            try loop.register(fd: timerFD, events: .readable) { [unowned self] _ in self.timerFired() }
+            try loop.register(fd: timer.fd, events: .readable) { [unowned self] _ in self.timerFired() }
             try loop.start(name: "swiftvmm-api")
         } catch let e as EventLoopError {
             cleanUp()
@@ -172,7 +171,8 @@ public final class APIServer: @unchecked Sendable {
         for fd in connections.keys { loop?.unregister(fd: fd); close(fd) }
         connections.removeAll()
         if listenFD >= 0 { loop?.unregister(fd: listenFD); close(listenFD); listenFD = -1 }
-        if timerFD >= 0 { loop?.unregister(fd: timerFD); close(timerFD); timerFD = -1 }
+        if let timer { loop?.unregister(fd: timer.fd) }
+        timer = nil
     }
 
     // MARK: accepting
@@ -343,8 +343,7 @@ public final class APIServer: @unchecked Sendable {
     // MARK: timers
 
     private func timerFired() {
-        var expirations: UInt64 = 0
-        _ = withUnsafeMutableBytes(of: &expirations) { read(timerFD, $0.baseAddress, 8) }
+        timer?.clear()
         let now = Self.nowMillis()
         if let until = acceptPausedUntil, until <= now {
             acceptPausedUntil = nil
@@ -369,18 +368,16 @@ public final class APIServer: @unchecked Sendable {
 
     /// One-shot at the earliest deadline, or disarmed when there is none.
     private func armTimer() {
-        guard timerFD >= 0 else { return }
+        guard let timer else { return }
         var earliest = acceptPausedUntil
         for c in connections.values {
             if let d = c.deadline { earliest = min(earliest ?? d, d) }
         }
-        var spec = itimerspec()
         if let earliest {
-            let at = max(earliest, 1)
-            spec.it_value.tv_sec = Int(at / 1000)
-            spec.it_value.tv_nsec = Int(at % 1000) * 1_000_000
+            timer.arm(microseconds: Int(max(0, earliest - Self.nowMillis())) * 1000)
+        } else {
+            timer.disarm()
         }
-        _ = timerfd_settime(timerFD, Int32(TFD_TIMER_ABSTIME), &spec, nil)
     }
 
     static func nowMillis() -> Int64 {
