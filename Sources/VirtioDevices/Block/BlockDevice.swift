@@ -5,11 +5,13 @@ import Synchronization
 public enum BlockDeviceError: Error, Equatable, CustomStringConvertible {
     case requestWithoutStatus(head: UInt16)
     case notActivated
+    case readOnlyMismatch
 
     public var description: String {
         switch self {
         case .requestWithoutStatus(let h): return "block request at head \(h) has no writable status byte"
         case .notActivated: return "block queue processed before activation"
+        case .readOnlyMismatch: return "the new disk image must have the same read-only mode as the one it replaces"
         }
     }
 }
@@ -25,10 +27,13 @@ public final class VirtioBlock: VirtioDevice {
 
     public var backend: BlockBackend { executor.backend }
     public var serial: [UInt8] { executor.serial }
-    public let limits: BlockLimits
+    public private(set) var limits: BlockLimits
+    /// VIRTIO_BLK_F_FLUSH is offered (and a flush is an fdatasync). Without it the guest
+    /// never flushes: Firecracker's "Unsafe" cache type.
+    public let offersFlush: Bool
     public var metrics: BlockMetrics { executor.counters.withLock { $0 } }
     private let executor: BlockRequestExecutor
-    private let config: [UInt8]
+    private var config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
     private var kick: ((Int) -> Void)?
@@ -38,13 +43,19 @@ public final class VirtioBlock: VirtioDevice {
 
     /// `ioThreads`: requests served at once (raw: pread/pwrite in parallel; qcow2: reads
     /// in parallel, metadata and writes serialised by the image's lock).
-    public init(backend: BlockBackend, serial: String, ioThreads: Int? = nil) throws {
+    public init(backend: BlockBackend, serial: String, offersFlush: Bool = true, ioThreads: Int? = nil) throws {
+        self.offersFlush = offersFlush
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
         let executor = BlockRequestExecutor(backend: backend, serial: id)
         self.executor = executor
         limits = BlockLimits(capacitySectors: backend.size / 512, readOnly: backend.isReadOnly)
-        config = BlockConfig(
+        config = Self.configBytes(limits)
+        io = try BlockIOThreads(threads: ioThreads ?? 4, name: serial) { executor.run($0) }
+    }
+
+    static func configBytes(_ limits: BlockLimits) -> [UInt8] {
+        BlockConfig(
             capacitySectors: limits.capacitySectors,
             sizeMax: 1 << 20,
             segMax: UInt32(Self.queueSize) - 2,  // header and status take two descriptors
@@ -54,13 +65,24 @@ public final class VirtioBlock: VirtioDevice {
             maxWriteZeroesSectors: limits.maxWriteZeroesSectors,
             maxWriteZeroesSegments: limits.maxWriteZeroesSegments
         ).bytes
-        io = try BlockIOThreads(threads: ioThreads ?? 4, name: serial) { executor.run($0) }
+    }
+
+    /// Put a new image behind the device (Firecracker's `PATCH /drives/{id}` after start):
+    /// same read-only mode; the capacity may change (the caller then raises a
+    /// configuration-change interrupt). Call with the transport paused (so no request is
+    /// in flight) and its lock held. The old image is closed first (qcow2 metadata written).
+    public func replaceBackend(_ new: BlockBackend) throws {
+        guard new.isReadOnly == limits.readOnly else { throw BlockDeviceError.readOnlyMismatch }
+        try executor.backend.close()
+        executor.backend = new
+        limits = BlockLimits(capacitySectors: new.size / 512, readOnly: new.isReadOnly)
+        config = Self.configBytes(limits)
     }
 
     /// Open `--disk` options: the image (raw or qcow2, with its backing chain), locked.
-    public convenience init(options: DiskOptions) throws {
+    public convenience init(options: DiskOptions, offersFlush: Bool = true) throws {
         try self.init(backend: try DiskImage.open(path: options.path, format: options.format, readOnly: options.readOnly),
-                      serial: options.serial)
+                      serial: options.serial, offersFlush: offersFlush)
     }
 
     deinit { io.stop() }
@@ -72,19 +94,11 @@ public final class VirtioBlock: VirtioDevice {
         try backend.close()
     }
 
-    /// After return no request is being executed or completed (guest memory untouched)
-    /// and no new one is taken, until `resume()`.
-    public func pause() { io.pause() }
-
-    public func resume() {
-        io.resume()
-        kick?(0)  // requests the guest queued meanwhile
-    }
-
     public var deviceType: UInt32 { VirtioDeviceType.block }
     public var deviceFeatures: UInt64 {
-        var f = BlockFeature.sizeMax | BlockFeature.segMax | BlockFeature.blockSize | BlockFeature.flush
+        var f = BlockFeature.sizeMax | BlockFeature.segMax | BlockFeature.blockSize
             | BlockFeature.discard | BlockFeature.writeZeroes
+        if offersFlush { f |= BlockFeature.flush }
         if backend.isReadOnly { f |= BlockFeature.readOnly }
         return f
     }
@@ -144,5 +158,16 @@ public final class VirtioBlock: VirtioDevice {
                 try queue.complete(chain, length: 1)
             }
         }
+    }
+}
+
+extension VirtioBlock: Pausable {
+    /// After return no request is being executed or completed (guest memory untouched)
+    /// and no new one is taken, until `resume()`.
+    public func pause() { io.pause() }
+
+    public func resume() {
+        io.resume()
+        kick?(0)  // requests the guest queued meanwhile
     }
 }

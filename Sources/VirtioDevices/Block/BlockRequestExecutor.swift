@@ -5,7 +5,8 @@ import Synchronization
 /// answers malformed ones on the event loop), counting into the device's metrics. A
 /// separate object so the I/O threads never reference the device itself.
 final class BlockRequestExecutor: @unchecked Sendable {
-    let backend: BlockBackend
+    /// Replaced only while the device is paused (no job in flight).
+    var backend: BlockBackend
     /// GET_ID bytes (VIRTIO_BLK_ID_BYTES, NUL-padded).
     let serial: [UInt8]
     let counters = Mutex(BlockMetrics())

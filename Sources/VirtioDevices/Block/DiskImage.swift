@@ -1,7 +1,7 @@
 import Glibc
 
 /// Image formats `--disk` understands.
-public enum DiskFormat: String, CaseIterable {
+public enum DiskFormat: String, CaseIterable, Sendable {
     case raw, qcow2
 }
 
