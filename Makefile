@@ -9,7 +9,7 @@ APT_PACKAGES := make gcc binutils libc6-dev linux-libc-dev qemu-system-x86 busyb
 	acpica-tools e2fsprogs cpio lz4 xz-utils zstd kmod util-linux bsdextrautils \
 	iproute2 hyperfine python3 file
 
-.PHONY: run test deps build probe floor linux check bench fuzz clean
+.PHONY: run test deps build probe floor linux check bench fuzz fuzz-smoke clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -44,7 +44,7 @@ run: build probe
 linux: deps
 	guests/linux/build
 
-test: deps probe linux
+test: deps probe linux fuzz-smoke
 	$(SWIFT) build --build-tests
 	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
 
@@ -57,6 +57,12 @@ bench: build probe floor linux
 RUNS ?= 1000000
 fuzz: deps
 	bash fuzz/run.sh $(RUNS)
+
+# make test builds the fuzz targets and runs a short pass, so they cannot stop compiling
+# (or start crashing on the seeds) unnoticed.
+SMOKE_RUNS ?= 20000
+fuzz-smoke: deps
+	bash fuzz/run.sh $(SMOKE_RUNS)
 
 clean:
 	rm -rf .build guests/out

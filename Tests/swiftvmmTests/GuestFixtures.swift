@@ -1,12 +1,13 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The probe kernel built by `make -C guests probe` (make test builds it first).
 func probeKernel(file: StaticString = #filePath, line: UInt = #line) throws -> String {
     let path = repositoryRoot().appendingPathComponent("guests/out/probe.bzImage").path
     guard FileManager.default.fileExists(atPath: path) else {
-        XCTFail("guests/out/probe.bzImage is missing: run make -C guests probe (make test does)", file: file, line: line)
-        throw XCTSkip("no probe kernel")
+        throw missingPrerequisite("guests/out/probe.bzImage is missing: run make -C guests probe (make test does)",
+                                  file: file, line: line)
     }
     return path
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The probe is a real guest: a VMM nobody here wrote (QEMU's microvm, PVH entry) boots it.
@@ -7,9 +8,7 @@ final class ProbeUnderQEMUTests: XCTestCase {
         try requireKVMDevice()
         let qemu = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
         guard FileManager.default.fileExists(atPath: qemu.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("qemu-system-x86_64 missing") }
-            print("SKIPPED (no qemu-system-x86_64)")
-            throw XCTSkip("no qemu")
+            throw missingPrerequisite("/usr/bin/qemu-system-x86_64 is missing (Debian: qemu-system-x86)")
         }
         let elf = repositoryRoot().appendingPathComponent("guests/out/probe.elf").path
         _ = try probeKernel()
