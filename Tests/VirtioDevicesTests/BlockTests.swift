@@ -123,7 +123,7 @@ final class BlockTests: XCTestCase {
         block = nil; t = nil; d = nil
         try start()
         let b = guest.alloc(20)
-        submit(BlockRequestType.getID, data: [(b, 20, true)])
+        XCTAssertEqual(guest.byte(at: submit(BlockRequestType.getID, data: [(b, 20, true)])), BlockStatus.ok)
         let name = String(path.split(separator: "/").last!.prefix(20))
         XCTAssertEqual(String(decoding: guest.bytes(at: b, 20).prefix { $0 != 0 }, as: UTF8.self), name)
     }
@@ -142,8 +142,10 @@ final class BlockTests: XCTestCase {
         XCTAssertEqual(guest.byte(at: submit(BlockRequestType.writeZeroes, data: [(r2, 16, false)])), BlockStatus.ok)
         XCTAssertEqual(imageBytes(512..<2048), [UInt8](repeating: 0, count: 1536))
         XCTAssertEqual(imageBytes(2048..<2049), [UInt8(2048 % 251)])
-        let r3 = guest.put(range(1, 3, flags: 1))
+        let r3 = guest.put(range(4, 1, flags: 1))  // write zeroes that may unmap: still zeros
         XCTAssertEqual(guest.byte(at: submit(BlockRequestType.writeZeroes, data: [(r3, 16, false)])), BlockStatus.ok)
+        XCTAssertEqual(imageBytes(2048..<2560), [UInt8](repeating: 0, count: 512))
+        XCTAssertEqual(imageBytes(2560..<2561), [UInt8(2560 % 251)])
         let r4 = guest.put(range(1, 3, flags: 1))  // unmap flag is reserved for discard
         XCTAssertEqual(guest.byte(at: submit(BlockRequestType.discard, data: [(r4, 16, false)])), BlockStatus.unsupported)
         let r5 = guest.put(range(0, 1) + range(2, 1))  // more ranges than max_discard_seg
@@ -335,6 +337,7 @@ final class BlockTests: XCTestCase {
         data = [UInt8](repeating: 0x77, count: 4096)
         try data.withUnsafeBytes { try b.write(from: $0, at: 8192) }
         try b.discard(offset: 8192, length: 4096)
+        try data.withUnsafeBytes { try b.write(from: $0, at: 12288) }
         try b.writeZeroes(offset: 12288, length: 4096, mayUnmap: true)
         try back.withUnsafeMutableBytes { try b.read(into: $0, at: 12288) }
         XCTAssertEqual(back, [UInt8](repeating: 0, count: 4096))
