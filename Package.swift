@@ -30,7 +30,7 @@ let package = Package(
         .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM", "TestSupport"]),
         .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit", "TestSupport"]),
         .testTarget(name: "VMMCoreTests", dependencies: ["VMMCore", "KVMKit", "VirtioDevices"]),
-        .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM", "TestSupport"]),
+        .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM", "VMMCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

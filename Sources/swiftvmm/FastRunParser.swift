@@ -58,6 +58,9 @@ enum FastRunParser {
             case "elf-entry": o.elfEntry = value
             case "disk": o.disks.append(value)
             case "console": o.console = value
+            case "api-sock": o.apiSock = value
+            case "config-file": o.configFile = value
+            case "id": o.id = value
             default: return nil
             }
         }

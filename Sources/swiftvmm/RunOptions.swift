@@ -14,6 +14,9 @@ protocol RunOptions {
     var console: String { get }
     var noVirtioCommandLine: Bool { get }
     var timings: Bool { get }
+    var apiSock: String? { get }
+    var configFile: String? { get }
+    var id: String? { get }
 }
 
 /// `run`'s options as plain values. Its defaults are also `RunCommand`'s.
@@ -33,4 +36,7 @@ struct PlainRunOptions: RunOptions {
     var console: String = "serial"
     var noVirtioCommandLine = false
     var timings = false
+    var apiSock: String? = nil
+    var configFile: String? = nil
+    var id: String? = nil
 }
