@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM", "TestSupport"]),
         .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit", "TestSupport"]),
-        .testTarget(name: "VMMCoreTests", dependencies: ["VMMCore", "KVMKit", "VirtioDevices"]),
+        .testTarget(name: "VMMCoreTests", dependencies: ["VMMCore", "KVMKit", "VirtioDevices", "TestSupport"]),
         .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM", "VMMCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
