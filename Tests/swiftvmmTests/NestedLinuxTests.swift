@@ -64,7 +64,7 @@ final class NestedLinuxTests: XCTestCase {
         < dmesg | grep -m1 -e "earlycon: "; dmesg | grep -m1 -e "bootconsole .uart8250. enabled"; poweroff -f
         ? bootconsole [uart8250] enabled
         # 6: the probe kernel's self-tests, natively on hardware KVM
-        run --kernel guests/out/probe.bzImage --memory 128 --disk \(dir)/probe.img,id=probe --rng --console hvc --cmdline "console=ttyS0 probe.run=all"
+        run --kernel guests/out/probe.bzImage --memory 128 --disk \(dir)/probe.img,id=probe --rng --console hvc --cmdline "\(probeCommandLine("console=ttyS0 probe.run=all probe.blk_crc32=\(crc32Hex([UInt8](repeating: 0, count: 65536)))"))"
         # 7: an ext4 disk and a second disk with serials, and entropy
         \(base) --disk \(dir)/data.ext4,id=data-disk --disk \(dir)/second.img,id=second-disk --rng --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY
