@@ -24,6 +24,7 @@ public enum VirtioInterruptBit {
 
 /// Device IDs (§5).
 public enum VirtioDeviceType {
+    public static let net: UInt32 = 1
     public static let block: UInt32 = 2
     public static let console: UInt32 = 3
     public static let entropy: UInt32 = 4
