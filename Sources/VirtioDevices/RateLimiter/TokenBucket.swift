@@ -19,6 +19,7 @@ public struct TokenBucket: Equatable, Sendable {
     public private(set) var oneTimeBurst: UInt64
     public private(set) var budget: UInt64
     private var lastUpdate: UInt64
+    private var remainder: UInt64 = 0
 
     /// `size` > 0 and `refillTime` > 0 (nanoseconds); the bucket starts full.
     public init?(size: UInt64, oneTimeBurst: UInt64 = 0, refillTime: UInt64, now: UInt64) {
@@ -30,26 +31,30 @@ public struct TokenBucket: Equatable, Sendable {
         self.lastUpdate = now
     }
 
-    /// Add the tokens earned since the last update (never above `size`). The time a
-    /// partial token took is kept, so frequent calls do not lose refill.
+    /// Add the tokens earned since the last update (never above `size`). The fraction of
+    /// a token earned so far is kept (`remainder`, in token-nanoseconds), so frequent
+    /// calls lose no refill.
     public mutating func replenish(now: UInt64) {
         guard now > lastUpdate else { return }
         let elapsed = now - lastUpdate
-        // tokens = elapsed * size / refillTime, in 128 bits so no product overflows.
-        let (high, low) = elapsed.multipliedFullWidth(by: size)
-        if high >= refillTime { budget = size; lastUpdate = now; return }
-        let tokens = refillTime.dividingFullWidth((high, low)).quotient
-        if tokens == 0 { return }
-        if budget &+ tokens >= size || budget &+ tokens < budget {
-            budget = size
-            lastUpdate = now
-            return
-        }
-        budget += tokens
-        // Advance by the time those tokens took: ceil(tokens * refillTime / size).
-        let (h2, l2) = tokens.multipliedFullWidth(by: refillTime)
-        let (q, r) = size.dividingFullWidth((h2, l2))
-        lastUpdate = min(now, lastUpdate &+ q &+ (r > 0 ? 1 : 0))
+        lastUpdate = now
+        if elapsed >= refillTime { return fill() }
+        // earned = (elapsed * size + remainder) / refillTime, in 128 bits.
+        var (high, low) = elapsed.multipliedFullWidth(by: size)
+        let (sum, carry) = low.addingReportingOverflow(remainder)
+        low = sum
+        if carry { high &+= 1 }
+        if high >= refillTime { return fill() }
+        let (tokens, rest) = refillTime.dividingFullWidth((high, low))
+        let (total, over) = budget.addingReportingOverflow(tokens)
+        if over || total >= size { return fill() }
+        budget = total
+        remainder = rest
+    }
+
+    private mutating func fill() {
+        budget = size
+        remainder = 0
     }
 
     /// Take `tokens`: the one-time burst first, then the budget (refilled up to `now`).
@@ -71,7 +76,7 @@ public struct TokenBucket: Equatable, Sendable {
                 // the caller then waits for the refill of the excess.
                 let excess = tokens - budget
                 budget = 0
-                lastUpdate = now
+                remainder = 0
                 return .overConsumption(extraNanoseconds: Self.duration(of: excess, size: size, refillTime: refillTime))
             }
         }
