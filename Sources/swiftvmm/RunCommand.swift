@@ -41,6 +41,9 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME] (raw image file or block device; repeatable).")
     var disks: [String] = []
 
+    @Option(name: .customLong("net"), help: "A virtio-net device on a tap: tap=NAME[,mac=MAC][,id=ID][,rx-bw=|rx-ops=|tx-bw=|tx-ops=SIZE/MS[/BURST]] (repeatable; the tap is created if missing and permitted).")
+    var nets: [String] = []
+
     @Flag(help: "Add a virtio-rng entropy device.")
     var rng = false
 
@@ -64,6 +67,7 @@ extension RunOptions {
         let consoleMode = try ConsoleMode(parsing: serial)
         guard console == "serial" || console == "hvc" else { throw ValidationError("--console \(console): use serial or hvc") }
         let diskOptions = try disks.map { try DiskOptions(parsing: $0) }
+        let network = try NetworkDevices(specs: nets)
         let kvm: KVM
         do { kvm = try KVM() } catch { throw RuntimeFailure("\(error)") }
         let machine = try Machine(configuration: config, kvm: kvm)
@@ -71,6 +75,7 @@ extension RunOptions {
         for (i, d) in diskOptions.enumerated() {
             try VirtioMachineAttachment.attach(try VirtioBlock(options: d), name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
         }
+        try network.attach(to: machine, loop: loop)
         if rng { try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop) }
         var guestPort: ConsoleGuestPort = SerialConsolePort(machine: machine)
         if console == "hvc" {
