@@ -5,6 +5,7 @@
 #include "probe.h"
 
 #define NET_F_MAC (1ull << 5)
+#define NET_F_STATUS (1ull << 16)
 #define HDR 12
 #define RX_BUFS 32
 #define TX_BUFS 32
@@ -32,7 +33,7 @@ static const char *net_open(void) {
 	if (dev) return NULL;
 	struct vdev *d = virtio_find(1);
 	if (!d) return "absent";
-	const char *err = virtio_init(d, NET_F_MAC, 2);
+	const char *err = virtio_init(d, NET_F_MAC | NET_F_STATUS, 2);
 	if (err) return err;
 	if (d->q[0].size < RX_BUFS || d->q[1].size < TX_BUFS) return "queues smaller than 32";
 	for (int i = 0; i < 6; i++) mac[i] = (d->features & NET_F_MAC) ? mmio_read8(d->base + 0x100 + i) : (u8)(i == 0 ? 2 : i);
@@ -139,6 +140,14 @@ static int send_echo(const u8 *dst, u32 sip, u32 dip, u16 seq) {
 static void maybe_answer_arp(const u8 *f, u32 len, u32 me) {
 	if (len < 42 || be16(f + 12) != ETH_ARP || be16(f + 20) != 1 || get32(f + 38) != me) return;
 	send_arp(2, f + 22, get32(f + 28), me);
+}
+
+void net_info(void) {
+	const char *err = net_open();
+	if (err) { printk("net: %s\n", err); return; }
+	u16 status = (u16)(mmio_read8(dev->base + 0x106) | mmio_read8(dev->base + 0x107) << 8);
+	printk("net: at 0x%llx, mac %02x:%02x:%02x:%02x:%02x:%02x, link %s\n", dev->base, mac[0], mac[1], mac[2], mac[3],
+	       mac[4], mac[5], (dev->features & NET_F_STATUS) ? (status & 1 ? "up" : "down") : "(no status feature)");
 }
 
 const char *net_test(void) {

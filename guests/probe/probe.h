@@ -117,6 +117,7 @@ const char *rng_test(void);
 void rng_show(void);
 const char *vcons_test(void);
 const char *net_test(void);
+void net_info(void);
 void bench_net_tx(u64 count, u64 size);
 
 /* ---- tests.c / shell.c / bench.c ---- */

@@ -70,7 +70,7 @@ static const char help[] =
 	"  help                     this text\n"
 	"  echo TEXT                print TEXT\n"
 	"  mem | e820 | cpuid       memory summary, e820 map, CPU identification\n"
-	"  blk | rng                virtio-blk info, 16 bytes from virtio-rng\n"
+	"  blk | rng | net          virtio-blk info, 16 bytes from virtio-rng, virtio-net MAC and link\n"
 	"  test LIST                run self-tests (all or a,b,...), stay in the shell\n"
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
@@ -91,6 +91,7 @@ static void execute(const char *p) {
 	else if (is(w, n, "cpuid")) cmd_cpuid();
 	else if (is(w, n, "blk")) blk_info();
 	else if (is(w, n, "rng")) rng_show();
+	else if (is(w, n, "net")) net_info();
 	else if (is(w, n, "poweroff")) poweroff();
 	else if (is(w, n, "fault")) __asm__ volatile("ud2"); /* exercise the exception report */
 	else if (is(w, n, "crash")) triple_fault();
