@@ -10,7 +10,7 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
         return (e.rawValue, nil)
     // The user's input was wrong: nothing was started.
     case is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError,
-         is NetOptionsError, is NetBackendError:
+         is NetOptionsError, is NetBackendError, is VsockOptionsError, is VsockError:
         return (VMMExit.badInput, "swiftvmm: \(error)")
     // Accepted input, then a failure of the guest, the host or the VMM.
     case is RuntimeFailure, is KVMError:

@@ -58,6 +58,7 @@ enum FastRunParser {
             case "elf-entry": o.elfEntry = value
             case "disk": o.disks.append(value)
             case "net": o.nets.append(value)
+            case "vsock": o.vsock = value
             case "console": o.console = value
             default: return nil
             }

@@ -44,6 +44,9 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Option(name: .customLong("net"), help: "A virtio-net device on a tap: tap=NAME[,mac=MAC][,id=ID][,rx-bw=|rx-ops=|tx-bw=|tx-ops=SIZE/MS[/BURST]] (repeatable; the tap is created if missing and permitted).")
     var nets: [String] = []
 
+    @Option(help: "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (N >= 3; host connects to PATH and writes CONNECT <port>; guest connections to host port P reach PATH_P).")
+    var vsock: String?
+
     @Flag(help: "Add a virtio-rng entropy device.")
     var rng = false
 
@@ -68,6 +71,7 @@ extension RunOptions {
         guard console == "serial" || console == "hvc" else { throw ValidationError("--console \(console): use serial or hvc") }
         let diskOptions = try disks.map { try DiskOptions(parsing: $0) }
         let network = try NetworkDevices(specs: nets)
+        let vsockDevice = try VsockDevice(spec: vsock)
         let kvm: KVM
         do { kvm = try KVM() } catch { throw RuntimeFailure("\(error)") }
         let machine = try Machine(configuration: config, kvm: kvm)
@@ -76,6 +80,7 @@ extension RunOptions {
             try VirtioMachineAttachment.attach(try VirtioBlock(options: d), name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
         }
         try network.attach(to: machine, loop: loop)
+        try vsockDevice.attach(to: machine, loop: loop)
         if rng { try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop) }
         var guestPort: ConsoleGuestPort = SerialConsolePort(machine: machine)
         if console == "hvc" {

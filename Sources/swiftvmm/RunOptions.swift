@@ -11,6 +11,7 @@ protocol RunOptions {
     var elfEntry: String? { get }
     var disks: [String] { get }
     var nets: [String] { get }
+    var vsock: String? { get }
     var rng: Bool { get }
     var console: String { get }
     var noVirtioCommandLine: Bool { get }
@@ -31,6 +32,7 @@ struct PlainRunOptions: RunOptions {
     var elfEntry: String? = nil
     var disks: [String] = []
     var nets: [String] = []
+    var vsock: String? = nil
     var rng = false
     var console: String = "serial"
     var noVirtioCommandLine = false
