@@ -30,11 +30,12 @@ final class FakeNetBackend: NetBackend {
     func setOffloads(_ flags: UInt32) throws(NetBackendError) { offloads = flags }
 }
 
-/// A second ring in a FakeGuest's memory (the transmit queue at slot 1).
+/// Another ring in a FakeGuest's memory (queue slot 1 by default: 64 KiB further).
 struct ExtraRing {
     let g: FakeGuest
+    var slot = 1
     let size: UInt16 = 16
-    var base: UInt64 { FakeGuest.base + 0x10000 }
+    var base: UInt64 { FakeGuest.base + 0x10000 * UInt64(slot) }
     var desc: UInt64 { base }
     var avail: UInt64 { base + 0x4000 }
     var used: UInt64 { base + 0x8000 }

@@ -120,12 +120,16 @@ public struct VsockConnection: Equatable, Sendable {
         }
     }
 
-    /// Bytes of the buffer reached the host socket. Answers a CREDIT_UPDATE once a
-    /// quarter of the buffer was freed since the guest last heard, or it all drained.
+    /// Bytes of the buffer reached the host socket. A CREDIT_UPDATE goes out when the
+    /// guest's view of our free space (from the fwd_cnt it last heard) is below a
+    /// quarter of the buffer, so a sender about to stall hears of the room at once and
+    /// a steady stream does not get an update per packet.
     public mutating func forwarded(_ n: UInt32) -> [Action] {
         fwdCnt &+= min(n, buffered)
-        let freed = fwdCnt &- advertisedFwdCnt
-        if freed > 0 && (freed >= bufAlloc / 4 || buffered == 0) && state == .established { return [.send(.creditUpdate, flags: 0)] }
+        let guestViewFree = bufAlloc &- min(bufAlloc, receivedCount &- advertisedFwdCnt)
+        if fwdCnt != advertisedFwdCnt && guestViewFree < bufAlloc / 4 && state == .established {
+            return [.send(.creditUpdate, flags: 0)]
+        }
         return []
     }
 
