@@ -118,6 +118,7 @@ void rng_show(void);
 const char *vcons_test(void);
 const char *net_test(void);
 void net_info(void);
+const char *vsock_test(void);
 void bench_net_tx(u64 count, u64 size);
 
 /* ---- tests.c / shell.c / bench.c ---- */
