@@ -89,6 +89,7 @@ extension RunOptions {
             guestPort = try MergedConsolePort(primary: VirtioConsolePort(hvc), alsoOutputFrom: guestPort, loop: loop)
         }
         try machine.boot(extraCommandLine: noVirtioCommandLine ? "" : machine.virtioCommandLine)
+        try vsockDevice.start(loop: loop)
         let built = monotonicNanoseconds()
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
@@ -102,7 +103,7 @@ extension RunOptions {
             try loop.start()
             try machine.start()
         } catch {
-            machine.shutdown(); loop.stop(); loop.join(); console.shutdown()
+            machine.shutdown(); loop.stop(); loop.join(); console.shutdown(); vsockDevice.shutdown()
             throw RuntimeFailure("\(error)")
         }
         let reason = machine.wait()
@@ -110,6 +111,7 @@ extension RunOptions {
         loop.stop()
         loop.join()
         console.shutdown()
+        vsockDevice.shutdown()
 
         if timings, let first = machine.firstRunTime {
             let firstRun = Int64(first.tv_sec) * 1_000_000_000 + Int64(first.tv_nsec)

@@ -1,8 +1,8 @@
 import KVMKit
 import VirtioDevices
 
-/// The `--vsock` device: options checked and the socket bound before anything starts
-/// (bad input exits 2 with nothing running), then attached.
+/// The `--vsock` device: options checked before anything starts (bad input exits 2 with
+/// nothing running), attached before boot, its socket created just before the VM runs.
 struct VsockDevice {
     let device: VirtioVsock?
 
@@ -14,6 +14,11 @@ struct VsockDevice {
     func attach(to machine: Machine, loop: EventLoop) throws {
         guard let device else { return }
         try VirtioMachineAttachment.attach(device, name: "virtio-vsock (cid \(device.guestCID))", to: machine, loop: loop)
-        try device.register(with: loop)
     }
+
+    /// After boot: create the socket and watch it.
+    func start(loop: EventLoop) throws { try device?.register(with: loop) }
+
+    /// At exit: the socket file goes away with the VM.
+    func shutdown() { device?.removeSocketFile() }
 }

@@ -61,6 +61,7 @@ final class VsockBed {
         dir = NSTemporaryDirectory() + "vsock-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         vsock = try VirtioVsock(options: VsockOptions(cid: 3, udsPath: dir + "/v.sock"))
+        try vsock.listen()
         t = try VirtioMMIOTransport(device: vsock, memory: g.memory, interrupt: RecordingLine(), notify: .inline)
         d = MMIODriver(t: t)
         _ = d.negotiate(VirtioFeature.version1)

@@ -1,9 +1,10 @@
 import KVMKit
 
 extension VirtioVsock {
-    /// Hang the listener and every host stream on `loop`, edge-triggered: readiness
-    /// only marks the fd and kicks the rx queue, where the work happens.
+    /// Create the listener and hang it and every host stream on `loop`, edge-triggered:
+    /// readiness only marks the fd and kicks the rx queue, where the work happens.
     public func register(with loop: EventLoop) throws {
+        try listen()
         let rx: () -> Void = { [weak self] in
             let k = self?.kick.withLock { $0 }
             k?(VirtioVsock.rxQueue)

@@ -22,7 +22,8 @@ public final class VirtioVsock: VirtioDevice {
 
     public let guestCID: UInt64
     public let udsPath: String
-    let listener: Int32
+    /// The listening socket, from `listen()` on (-1 before).
+    private(set) var listener: Int32 = -1
 
     // State below is touched in process/activate/reset (the transport's lock), under `activity`.
     var streams: [UInt64: VsockStream] = [:]
@@ -50,19 +51,31 @@ public final class VirtioVsock: VirtioDevice {
     var unwatch: (Int32) -> Void = { _ in }
     var scheduleRx: () -> Void = {}
 
+    /// Checks that the socket path is free (something live there is `inUse`); the
+    /// socket itself is created by `listen()`, once nothing else can fail.
     public init(options: VsockOptions) throws(VsockError) {
+        try VsockHostSocket.checkFree(options.udsPath)
         guestCID = options.cid
         udsPath = options.udsPath
-        listener = try VsockHostSocket.listen(at: options.udsPath)
         scratch = .allocate(byteCount: Self.maxPayload, alignment: 64)
-        ready.withLock { _ = $0.insert(listener) }
     }
 
     deinit {
         for fd in Array(streamByFD.keys) + Array(handshakes.keys) { close(fd) }
-        close(listener)
-        unlink(udsPath)
+        if listener >= 0 { close(listener); removeSocketFile() }
         scratch.deallocate()
+    }
+
+    /// Create the socket hosts connect to (mode 0600), replacing a stale one.
+    public func listen() throws(VsockError) {
+        guard listener < 0 else { return }
+        listener = try VsockHostSocket.listen(at: udsPath)
+        ready.withLock { _ = $0.insert(listener) }
+    }
+
+    /// Remove the listening socket's file (at VM exit; the process may never run deinit).
+    public func removeSocketFile() {
+        if listener >= 0 && UnixSocketAddress.fileType(udsPath) == S_IFSOCK { unlink(udsPath) }
     }
 
     public var metrics: VsockMetrics { activity.withLock { _ in metricsValue } }

@@ -7,11 +7,8 @@ enum VsockHostSocket {
     /// Listen at `path` (mode 0600). A stale socket file (nothing accepting) is replaced;
     /// any other existing file is an error.
     static func listen(at path: String) throws(VsockError) -> Int32 {
-        if UnixSocketAddress.fileType(path) == S_IFSOCK {
-            let (fd, _) = (try? UnixSocketAddress.connect(path)) ?? (-1, 0)
-            if fd >= 0 { close(fd); throw .inUse(path) }
-            unlink(path)
-        }
+        try checkFree(path)
+        if UnixSocketAddress.fileType(path) == S_IFSOCK { unlink(path) }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         if fd < 0 { throw .system("socket", path, errno) }
         let rc = (try? UnixSocketAddress.withAddress(path) { bind(fd, $0, $1) }) ?? -1
@@ -19,6 +16,14 @@ enum VsockHostSocket {
         chmod(path, 0o600)
         if Glibc.listen(fd, 64) < 0 { let e = errno; close(fd); throw .system("listen", path, e) }
         return fd
+    }
+
+    /// Nothing accepts at `path`, and it is absent or a (stale) socket.
+    static func checkFree(_ path: String) throws(VsockError) {
+        guard let type = UnixSocketAddress.fileType(path) else { return }
+        guard type == S_IFSOCK else { throw .notASocket(path) }
+        let (fd, _) = (try? UnixSocketAddress.connect(path)) ?? (-1, 0)
+        if fd >= 0 { close(fd); throw .inUse(path) }
     }
 
     /// A non-blocking connection to `path`; -errno when refused or missing.
@@ -56,11 +61,13 @@ enum VsockHostSocket {
 
 public enum VsockError: Error, Equatable, CustomStringConvertible {
     case inUse(String)
+    case notASocket(String)
     case system(String, String, Int32)
 
     public var description: String {
         switch self {
         case .inUse(let p): return "vsock socket \(p) is in use by another process"
+        case .notASocket(let p): return "vsock socket path \(p) exists and is not a socket"
         case .system(let call, let p, let e): return "vsock socket \(p): \(call) failed: \(errnoText(e))"
         }
     }
