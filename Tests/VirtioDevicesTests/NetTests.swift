@@ -146,8 +146,9 @@ final class NetDeviceTests: XCTestCase {
         b.d.notify(1)
         XCTAssertEqual(b.backend.sent.count, 1)
         XCTAssertEqual(b.armed.map(\.0), [VirtioNet.transmitQueue])
+        XCTAssertEqual(b.armed.first?.1, 100_000_000, "the 200 missing bytes take 200 ms; the wait is capped at 100 ms")
         XCTAssertEqual(b.net.metrics.txRateLimited, 1)
-        b.now = 100_000_000  // the retry timer fires; 100 tokens are back, not 600
+        b.now = 100_000_000  // a notification before the timer: still blocked
         b.d.notify(1)
         XCTAssertEqual(b.backend.sent.count, 1)
         b.now = 700_000_000

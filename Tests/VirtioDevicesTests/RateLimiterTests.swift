@@ -77,14 +77,23 @@ final class RateLimiterTests: XCTestCase {
         var l = RateLimiter(RateLimiterConfig(bandwidth: .init(size: 1000, refillTimeMs: 100)), now: 0)
         XCTAssertTrue(l.consume(bytes: 600, now: 0))
         XCTAssertFalse(l.consume(bytes: 600, now: 0))
-        XCTAssertEqual(l.wakeTime, RateLimiter.retryInterval)
+        XCTAssertEqual(l.wakeTime, 20 * ms, "the 200 missing tokens take 20 ms")
         // Blocked: even a request that would fit waits for the timer.
-        XCTAssertFalse(l.consume(bytes: 1, now: 50 * ms))
-        XCTAssertFalse(l.timerFired(now: 50 * ms), "an early firing does not unblock")
-        XCTAssertTrue(l.timerFired(now: 100 * ms))
-        XCTAssertTrue(l.consume(bytes: 600, now: 100 * ms))
+        XCTAssertFalse(l.consume(bytes: 1, now: 10 * ms))
+        XCTAssertFalse(l.timerFired(now: 10 * ms), "an early firing does not unblock")
+        XCTAssertTrue(l.timerFired(now: 20 * ms))
+        XCTAssertTrue(l.consume(bytes: 600, now: 20 * ms))
         XCTAssertEqual(l.metrics.throttled, 2)
         XCTAssertEqual(l.metrics.allowedBytes, 1200)
+        // The wait is at least 1 ms and at most Firecracker's 100 ms.
+        var slow = RateLimiter(RateLimiterConfig(bandwidth: .init(size: 10, refillTimeMs: 100_000)), now: 0)
+        XCTAssertTrue(slow.consume(bytes: 5, now: 0))
+        XCTAssertFalse(slow.consume(bytes: 10, now: 0))
+        XCTAssertEqual(slow.wakeTime, RateLimiter.retryInterval)
+        var fast = RateLimiter(RateLimiterConfig(bandwidth: .init(size: 1_000_000, refillTimeMs: 1)), now: 0)
+        XCTAssertTrue(fast.consume(bytes: 1_000_000, now: 0))
+        XCTAssertFalse(fast.consume(bytes: 1, now: 0))
+        XCTAssertEqual(fast.wakeTime, RateLimiter.minimumRetry)
     }
 
     func testOpsBucketRefusalReturnsTheBytes() {

@@ -1,12 +1,18 @@
 /// Firecracker's rate limiter (`rate_limiter/src/lib.rs`) as a pure value: a bandwidth
 /// and an ops token bucket. When a request does not fit, the limiter is *blocked* until
-/// `wakeTime`; the device arms a timer for it (`RateLimitTimer`) and calls
-/// `timerFired(now:)` when it expires, then retries. Blocked, it refuses everything, so
-/// a stream of small requests cannot starve a waiting large one.
+/// `wakeTime`; the device arms a timer for it and calls `timerFired(now:)` when it
+/// expires, then retries. Blocked, it refuses everything, so a stream of small requests
+/// cannot starve a waiting large one.
+///
+/// One deviation: Firecracker always retries after 100 ms; here the wait is the time
+/// until the refused request's tokens are in (at least 1 ms, at most 100 ms). With a
+/// fixed 100 ms, a bucket of 100 ms worth is full before the retry and the refill above
+/// its size is lost when the retry comes late.
 public struct RateLimiter: Equatable, Sendable {
-    /// How long a failed request waits before the next try, as in Firecracker
-    /// (REFILL_TIMER_INTERVAL_MS).
+    /// The longest a refused request waits before the next try (Firecracker's
+    /// REFILL_TIMER_INTERVAL_MS), and the shortest.
     public static let retryInterval: UInt64 = 100_000_000
+    public static let minimumRetry: UInt64 = 1_000_000
 
     public private(set) var bandwidth: TokenBucket?
     public private(set) var ops: TokenBucket?
@@ -38,7 +44,7 @@ public struct RateLimiter: Equatable, Sendable {
             case .success: break
             case .failure:
                 bandwidth = b
-                return block(now, Self.retryInterval)
+                return block(now, Self.retry(b.timeUntil(bytes)))
             case .overConsumption(let ns): extra = ns
             }
             bandwidth = b
@@ -49,7 +55,7 @@ public struct RateLimiter: Equatable, Sendable {
             case .failure:
                 ops = o
                 if extra == 0 { bandwidth?.returnTokens(bytes) }
-                return block(now, Self.retryInterval)
+                return block(now, Self.retry(o.timeUntil(1)))
             case .overConsumption(let ns): extra = max(extra, ns)
             }
             ops = o
@@ -59,6 +65,8 @@ public struct RateLimiter: Equatable, Sendable {
         metrics.allowedOps &+= 1
         return true
     }
+
+    static func retry(_ wait: UInt64) -> UInt64 { min(retryInterval, max(minimumRetry, wait)) }
 
     private mutating func block(_ now: UInt64, _ after: UInt64) -> Bool {
         arm(now, after)
