@@ -37,6 +37,24 @@ final class VsockDeviceTests: XCTestCase {
         XCTAssertEqual(b.vsock.connectionCount, 0)
     }
 
+    /// SHUTDOWN(send) from the guest half-closes the host socket: the host reads EOF and
+    /// can still answer.
+    func testGuestHalfCloseReachesTheHost() throws {
+        let b = try VsockBed()
+        let l = listenUnix(b.path + "_5000")
+        defer { close(l) }
+        b.send(.request, src: 7, dst: 5000)
+        let host = accept(l, nil, nil)
+        defer { close(host) }
+        _ = b.receive()
+        b.send(.rw, src: 7, dst: 5000, payload: Array("request".utf8))
+        b.send(.shutdown, src: 7, dst: 5000, flags: VsockHeader.shutdownSend)
+        XCTAssertEqual(String(decoding: UnixSocketTestRead.all(host), as: UTF8.self), "request", "bytes, then EOF")
+        writeAll(host, Array("answer".utf8))
+        XCTAssertEqual(String(decoding: b.receive().flatMap(\.1), as: UTF8.self), "answer")
+        XCTAssertEqual(b.vsock.connectionCount, 1)
+    }
+
     func testGuestConnectWithoutListenerIsReset() throws {
         let b = try VsockBed()
         b.send(.request, src: 1234, dst: 6000)

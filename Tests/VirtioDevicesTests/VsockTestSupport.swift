@@ -117,3 +117,18 @@ final class VsockBed {
     /// Note the listener ready (a host client connected), as the event loop would.
     func listenerReady() { vsock.ready.withLock { _ = $0.insert(vsock.listener) } }
 }
+
+enum UnixSocketTestRead {
+    /// Everything until EOF (blocking; fails the wait after 5 s).
+    static func all(_ fd: Int32) -> [UInt8] {
+        var out: [UInt8] = []
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&p, 1, 5000) > 0 {
+            var buf = [UInt8](repeating: 0, count: 65536)
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return out }
+            out += buf[0..<n]
+        }
+        return out + Array(" (no EOF)".utf8)
+    }
+}

@@ -7,7 +7,9 @@
  *   peer hybrid-connect PATH PORT   (Firecracker hybrid vsock: CONNECT PORT, expect OK)
  *
  * One connection: stdin goes to the socket (then shutdown(SHUT_WR) at EOF), the socket
- * goes to stdout until the other side closes. Exit 0 when both directions ended cleanly.
+ * goes to stdout until the other side closes; exit 0 once both directions ended. At exit
+ * it prints "peer: received N bytes in S s (M Mbit/s)" to stderr, timed from the first
+ * to the last byte received (the receiver's view of a transfer's throughput).
  * Build: gcc -static -O2 -o peer peer.c */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static void die(const char *what) { perror(what); exit(1); }
@@ -81,14 +84,23 @@ static int open_socket(int argc, char **argv) {
 	exit(2);
 }
 
+static double now(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
 int main(int argc, char **argv) {
 	if (argc < 2) open_socket(1, argv);
 	int s = open_socket(argc, argv);
 	static char buf[65536];
 	struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = s, .events = POLLIN } };
 	int in_open = 1, sock_open = 1;
-	while (sock_open) {
+	unsigned long long received = 0;
+	double first = 0, last = 0;
+	while (sock_open || in_open) {
 		p[0].fd = in_open ? 0 : -1;
+		p[1].fd = sock_open ? s : -1;
 		if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; die("poll"); }
 		if (in_open && p[0].revents) {
 			ssize_t n = read(0, buf, sizeof buf);
@@ -102,7 +114,10 @@ int main(int argc, char **argv) {
 		if (p[1].revents) {
 			ssize_t n = read(s, buf, sizeof buf);
 			if (n < 0) die("read socket");
-			if (n == 0) { sock_open = 0; break; }
+			if (n == 0) { sock_open = 0; continue; }
+			last = now();
+			if (!received) first = last;
+			received += (unsigned long long)n;
 			for (ssize_t off = 0; off < n;) {
 				ssize_t w = write(1, buf + off, n - off);
 				if (w <= 0) die("write stdout");
@@ -110,5 +125,7 @@ int main(int argc, char **argv) {
 			}
 		}
 	}
+	double t = last - first;
+	fprintf(stderr, "peer: received %llu bytes in %.3f s (%.1f Mbit/s)\n", received, t, t > 0 ? received * 8 / t / 1e6 : 0.0);
 	return 0;
 }

@@ -34,7 +34,16 @@ extension VirtioVsock {
             return forwardToHost(key, s, pieces)
         }
         apply(actions, key, s)
+        passShutdown(s)
         if s.conn.finished { finish(key, s) }
+    }
+
+    /// The guest sends no more: once its bytes are out, the host client reads EOF.
+    func passShutdown(_ s: VsockStream) {
+        guard !s.hostWriteShut, s.conn.peerShutdown & VsockHeader.shutdownSend != 0, s.toHost.isEmpty,
+              s.conn.state != .closed else { return }
+        shutdown(s.fd, Int32(SHUT_WR))
+        s.hostWriteShut = true
     }
 
     /// A packet for no connection: a REQUEST dials the host listener `<path>_<port>`;
@@ -101,6 +110,7 @@ extension VirtioVsock {
         if failed { return apply(s.conn.reset(), key, s) }
         metricsValue.bytesToHost &+= UInt64(n)
         if n > 0 { apply(s.conn.forwarded(UInt32(n)), key, s) }
+        passShutdown(s)
         if s.conn.finished { finish(key, s) }
     }
 

@@ -161,6 +161,8 @@ final class VsockStream {
     var toHost = ByteQueue()
     /// The host socket may have data (edge-triggered: until a read says EAGAIN).
     var hostReadable = true
+    /// The guest's SHUTDOWN(send) reached the host as shutdown(SHUT_WR).
+    var hostWriteShut = false
 
     init(conn: VsockConnection, fd: Int32) { self.conn = conn; self.fd = fd }
 }
