@@ -38,7 +38,7 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Option(name: .customLong("elf-entry"), help: "For an ELF vmlinux: linux64 (64-bit boot protocol) or pvh.")
     var elfEntry: String?
 
-    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME] (raw image file or block device; repeatable).")
+    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME][,bw=SIZE/MS[/BURST]][,iops=SIZE/MS[/BURST]] (raw image file or block device; repeatable).")
     var disks: [String] = []
 
     @Option(name: .customLong("net"), help: "A virtio-net device on a tap: tap=NAME[,mac=MAC][,id=ID][,rx-bw=|rx-ops=|tx-bw=|tx-ops=SIZE/MS[/BURST]] (repeatable; the tap is created if missing and permitted).")
@@ -77,7 +77,9 @@ extension RunOptions {
         let machine = try Machine(configuration: config, kvm: kvm)
         let loop = try EventLoop()
         for (i, d) in diskOptions.enumerated() {
-            try VirtioMachineAttachment.attach(try VirtioBlock(options: d), name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
+            let block = try VirtioBlock(options: d)
+            try VirtioMachineAttachment.attach(block, name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
+            try block.registerRateLimitTimer(with: loop)
         }
         try network.attach(to: machine, loop: loop)
         try vsockDevice.attach(to: machine, loop: loop)

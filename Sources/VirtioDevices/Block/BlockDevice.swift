@@ -1,4 +1,5 @@
 import KVMKit
+import Synchronization
 
 /// The device needs a reset: a request it cannot even answer.
 public enum BlockDeviceError: Error, Equatable, CustomStringConvertible {
@@ -23,13 +24,21 @@ public final class VirtioBlock: VirtioDevice {
     public let backend: BlockBackend
     public let serial: [UInt8]
     public let limits: BlockLimits
-    public private(set) var metrics = BlockMetrics()
+    public internal(set) var metrics = BlockMetrics()
+    /// `--disk …,bw=,iops=` (see VirtioBlock+RateLimit).
+    var limiter: RateLimiter
+    let clock: () -> UInt64
+    var armTimer: (UInt64) -> Void = { _ in }
+    let kick = Mutex<((Int) -> Void)?>(nil)
     private let config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
 
-    public init(backend: BlockBackend, serial: String) {
+    public init(backend: BlockBackend, serial: String, rateLimit: RateLimiterConfig = RateLimiterConfig(),
+                clock: @escaping () -> UInt64 = monotonicClockNanoseconds) {
         self.backend = backend
+        self.clock = clock
+        limiter = RateLimiter(rateLimit, now: clock())
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
         self.serial = id
@@ -48,7 +57,8 @@ public final class VirtioBlock: VirtioDevice {
 
     /// Open `--disk` options: the image file or block device, locked.
     public convenience init(options: DiskOptions) throws {
-        self.init(backend: try FileBlockBackend(path: options.path, readOnly: options.readOnly), serial: options.serial)
+        self.init(backend: try FileBlockBackend(path: options.path, readOnly: options.readOnly), serial: options.serial,
+                  rateLimit: options.rateLimit)
     }
 
     public var deviceType: UInt32 { VirtioDeviceType.block }
@@ -69,14 +79,17 @@ public final class VirtioBlock: VirtioDevice {
     public func activate(_ a: VirtioActivation) throws {
         queue = a.queues.first ?? nil
         memory = a.memory
+        kick.withLock { $0 = a.kick }
     }
 
     public func reset() {
         queue = nil; memory = nil
+        kick.withLock { $0 = nil }
     }
 
     public func process(queue index: Int) throws {
         guard index == 0, let queue, let memory else { throw BlockDeviceError.notActivated }
+        if !limiterReady() { return }
         while let chain = try queue.pop() {
             guard let statusAddress = BlockRequest.statusAddress(of: chain) else {
                 throw BlockDeviceError.requestWithoutStatus(head: chain.head)
@@ -85,6 +98,10 @@ public final class VirtioBlock: VirtioDevice {
             var status = BlockStatus.ok
             do {
                 let request = try BlockRequest.parse(chain, memory: memory, limits: limits)
+                if !admit(request) {
+                    queue.undoPop()  // waits for the rate limiter's timer
+                    return
+                }
                 written = try execute(request, memory: memory)
             } catch let e as BlockRequestError {
                 status = e.status
