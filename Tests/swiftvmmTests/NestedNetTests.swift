@@ -109,10 +109,17 @@ final class NestedNetTests: XCTestCase {
         throw XCTSkip("nested test bed failed")
     }
 
-    /// The value after `key ` on the first output line that starts with it.
+    /// The md5 sum printed after `key ` ("key <32 hex digits> -"). L1's output can share a
+    /// line with L2's prompt, and L2 echoes the commands that print these keys, so the key
+    /// may be anywhere on a line and counts only when a 32-digit hex word follows it.
     func value(_ key: String) -> String? {
-        for line in Self.output.split(whereSeparator: { $0.isNewline }) where line.hasPrefix(key + " ") {
-            return line.dropFirst(key.count + 1).split(separator: " ").first.map(String.init)
+        for line in Self.output.split(whereSeparator: { $0.isNewline }) {
+            var rest = Substring(line)
+            while let r = rest.range(of: key + " ") {
+                let word = rest[r.upperBound...].prefix { !$0.isWhitespace }
+                if word.count == 32, word.allSatisfy(\.isHexDigit) { return String(word) }
+                rest = rest[r.upperBound...]
+            }
         }
         return nil
     }
@@ -166,10 +173,12 @@ final class NestedNetTests: XCTestCase {
 
     func testRateLimitedThroughputWithinTenPercent() throws {
         try requireRun()
-        guard let line = Self.output.split(whereSeparator: { $0.isNewline }).first(where: { $0.hasPrefix("limited: received") }) else {
+        guard let found = Self.output.split(whereSeparator: { $0.isNewline }).first(where: { $0.contains("limited: received") }),
+              let start = found.range(of: "limited: received") else {
             return XCTFail("no timing line: \(Self.output.suffix(3000))")
         }
-        // "limited: received N bytes in S s (M Mbit/s)"
+        // "limited: received N bytes in S s (M Mbit/s)", maybe after L2's prompt
+        let line = found[start.lowerBound...]
         let words = line.split(separator: " ")
         let bytes = Double(words[2]) ?? 0, seconds = Double(words[5]) ?? 0
         XCTAssertEqual(bytes, Double(Self.limitedBytes))
