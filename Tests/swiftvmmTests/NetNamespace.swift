@@ -32,9 +32,10 @@ final class NetNamespace {
     @discardableResult
     func ip(_ args: [String]) throws -> String { try check(["netns", "exec", name, NetNamespace.ip.path] + args) }
 
-    /// A tap named `tap` with `address` (e.g. 10.77.0.1/24), up.
-    func addTap(_ tap: String, address: String? = nil) throws {
-        try ip(["tuntap", "add", "dev", tap, "mode", "tap"])
+    /// A tap named `tap` with `address` (e.g. 10.77.0.1/24), up; `owner` restricts who
+    /// may attach to it without CAP_NET_ADMIN.
+    func addTap(_ tap: String, address: String? = nil, owner: Int? = nil) throws {
+        try ip(["tuntap", "add", "dev", tap, "mode", "tap"] + (owner.map { ["user", String($0)] } ?? []))
         if let a = address { try ip(["addr", "add", a, "dev", tap]) }
         try ip(["link", "set", tap, "up"])
     }

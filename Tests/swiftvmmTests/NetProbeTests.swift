@@ -111,6 +111,18 @@ final class NetProbeTests: XCTestCase {
         XCTAssertEqual(r.stderr, "swiftvmm: tap swvmnosuch0 does not exist and cannot be created here (creating a tap needs CAP_NET_ADMIN)\n")
     }
 
+    func testExistingTapWithoutPermissionIsBadInput() throws {
+        try requireKVMDevice()
+        let kernel = try probeKernel()
+        let ns = try NetNamespace()
+        try ns.addTap("tap0", owner: 65534)  // someone else's tap: attaching needs CAP_NET_ADMIN
+        let r = try runProcess(NetNamespace.ip, ["netns", "exec", ns.name, "/usr/bin/setpriv", "--bounding-set=-net_admin",
+                                                 "--inh-caps=-net_admin", swiftvmmExecutable().path, "run", "--kernel", kernel,
+                                                 "--net", "tap=tap0"], timeout: 30)
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(r.stderr, "swiftvmm: tap tap0: not permitted (the tap belongs to another user, or CAP_NET_ADMIN is missing)\n")
+    }
+
     func testMalformedNetOptionsAreBadInput() throws {
         let cases: [([String], String)] = [
             (["--net", "tap=t0,mac=52:54:00:zz:00:01"], "swiftvmm: --net tap=t0,mac=52:54:00:zz:00:01: '52:54:00:zz:00:01' is not a unicast MAC address like 52:54:00:12:34:56\n"),
