@@ -159,6 +159,32 @@ final class VsockDeviceTests: XCTestCase {
         XCTAssertEqual(b.vsock.connectionCount, 1)
     }
 
+    /// Many host clients at once, each joined to its own guest port, each stream's bytes
+    /// kept apart.
+    func testManyConnectionsAtOnce() throws {
+        let b = try VsockBed()
+        let n = 40
+        let clients = (0..<n).map { _ in connectUnix(b.path) }
+        defer { clients.forEach { close($0) } }
+        for (i, c) in clients.enumerated() { writeAll(c, Array("CONNECT \(1000 + i)\n".utf8)) }
+        b.listenerReady()
+        var requests: [VsockHeader] = []
+        for _ in 0..<20 where requests.count < n { requests += b.receive().map(\.0).filter { $0.knownOp == .request } }
+        XCTAssertEqual(Set(requests.map(\.dstPort)), Set((0..<n).map { UInt32(1000 + $0) }))
+        for r in requests { b.send(.response, src: r.dstPort, dst: r.srcPort) }
+        XCTAssertEqual(b.vsock.connectionCount, n)
+        for (i, c) in clients.enumerated() {
+            XCTAssertTrue(String(decoding: readAvailable(c), as: UTF8.self).hasPrefix("OK "), "client \(i)")
+            writeAll(c, Array("from client \(i)".utf8))
+        }
+        var got: [UInt32: String] = [:]
+        for _ in 0..<20 where got.count < n {
+            for (h, data) in b.receive() where h.knownOp == .rw { got[h.dstPort, default: ""] += String(decoding: data, as: UTF8.self) }
+        }
+        XCTAssertEqual(got.count, n)
+        for i in 0..<n { XCTAssertEqual(got[UInt32(1000 + i)], "from client \(i)") }
+    }
+
     func testPacketsFromTheWrongCIDOrForNothing() throws {
         let b = try VsockBed()
         b.send(.rw, src: 1, dst: 2, payload: [1, 2, 3], srcCID: 7)
