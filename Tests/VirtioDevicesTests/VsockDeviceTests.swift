@@ -185,6 +185,17 @@ final class VsockDeviceTests: XCTestCase {
         for i in 0..<n { XCTAssertEqual(got[UInt32(1000 + i)], "from client \(i)") }
     }
 
+    func testPausedDeviceTouchesNothingUntilResumed() throws {
+        let b = try VsockBed()
+        b.vsock.pause()
+        b.send(.request, src: 1234, dst: 6000)  // nobody listens: would be answered with RST
+        XCTAssertEqual(b.tx.usedIndex, 0, "the tx chain stays in the ring")
+        XCTAssertEqual(b.receive().count, 0)
+        b.vsock.resume()  // kicks both queues (inline here)
+        XCTAssertEqual(b.tx.usedIndex, 1)
+        XCTAssertEqual(b.receive().map(\.0.knownOp), [.reset])
+    }
+
     func testPacketsFromTheWrongCIDOrForNothing() throws {
         let b = try VsockBed()
         b.send(.rw, src: 1, dst: 2, payload: [1, 2, 3], srcCID: 7)
