@@ -93,22 +93,22 @@ final class NestedLinuxTests: XCTestCase {
         # 11: the stock kernel configured entirely through the control API (2 vCPUs, a
         # drive), paused and resumed while it counts, then Ctrl-Alt-Del (reboot=k: exit 0)
         --api-sock /run/vm.sock --id nested-api
-        $ info --api-sock /run/vm.sock
-        $ api --api-sock /run/vm.sock PUT /machine-config vcpu_count:=2 mem_size_mib:=256
-        $ api --api-sock /run/vm.sock PUT /boot-source kernel_image_path=\(kernel) initrd_path=\(initrd) "boot_args=console=ttyS0 reboot=k panic=-1 quiet"
-        $ api --api-sock /run/vm.sock PUT /drives/data drive_id=data path_on_host=\(dir)/api.img is_root_device:=false is_read_only:=false
-        $ api --api-sock /run/vm.sock PUT /actions action_type=InstanceStart
+        @ info --api-sock /run/vm.sock
+        @ api --api-sock /run/vm.sock PUT /machine-config vcpu_count:=2 mem_size_mib:=256
+        @ api --api-sock /run/vm.sock PUT /boot-source kernel_image_path=\(kernel) initrd_path=\(initrd) "boot_args=console=ttyS0 reboot=k panic=-1 quiet"
+        @ api --api-sock /run/vm.sock PUT /drives/data drive_id=data path_on_host=\(dir)/api.img is_root_device:=false is_read_only:=false
+        @ api --api-sock /run/vm.sock PUT /actions action_type=InstanceStart
         ? SWIFTVMM-READY cpus=2
         < echo serial-$(cat /sys/block/vda/serial)-end; i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.5; done &
         ? tick-3
-        $ pause --api-sock /run/vm.sock
-        $ info --api-sock /run/vm.sock
+        @ pause --api-sock /run/vm.sock
+        @ info --api-sock /run/vm.sock
         ~ 3
-        $ info --api-sock /run/vm.sock
-        $ resume --api-sock /run/vm.sock
+        @ info --api-sock /run/vm.sock
+        @ resume --api-sock /run/vm.sock
         ? tick-
         ? tick-
-        $ stop --api-sock /run/vm.sock
+        @ stop --api-sock /run/vm.sock
         """
     }
 

@@ -108,6 +108,7 @@ struct vbuf { u64 addr; u32 len; bool write; };
 int virtio_submit(struct vdev *d, int q, const struct vbuf *b, int n); /* descriptors from 0 */
 int virtio_submit_at(struct vdev *d, int q, int first_desc, const struct vbuf *b, int n);
 int virtio_wait(struct vdev *d, int q, u32 *used_len); /* head descriptor id, -1 on timeout */
+bool virtio_has_used(struct vdev *d, int q); /* a completion is waiting */
 void virtio_ack(struct vdev *d);
 const char *virtio_name(u32 id);
 
@@ -119,6 +120,10 @@ void bench_blk(bool write, u64 mib);
 const char *rng_test(void);
 void rng_show(void);
 const char *vcons_test(void);
+const char *net_test(void);
+void net_info(void);
+const char *vsock_test(void);
+void bench_net_tx(u64 count, u64 size);
 
 /* ---- smp.c ---- */
 #define LAPIC_BASE 0xFEE00000ull

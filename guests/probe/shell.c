@@ -116,7 +116,7 @@ static const char help[] =
 	"  echo TEXT                print TEXT\n"
 	"  keys                     show the bytes of the next line in hex (control keys too)\n"
 	"  mem | e820 | cpuid       memory summary, e820 map, CPU identification\n"
-	"  blk | rng                virtio-blk info, 16 bytes from virtio-rng\n"
+	"  blk | rng | net          virtio-blk info, 16 bytes from virtio-rng, virtio-net MAC and link\n"
 	"  test LIST                run self-tests (all or a,b,...), stay in the shell\n"
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
@@ -139,6 +139,7 @@ static void execute(const char *p) {
 	else if (is(w, n, "cpuid")) cmd_cpuid();
 	else if (is(w, n, "blk")) blk_info();
 	else if (is(w, n, "rng")) rng_show();
+	else if (is(w, n, "net")) net_info();
 	else if (is(w, n, "poweroff")) poweroff();
 	else if (is(w, n, "count")) {
 		if (!word(&p, &a, &an) || !parse_u64(a, an, &x)) { printk("usage: count N [SPIN]\n"); return; }

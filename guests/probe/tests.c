@@ -127,11 +127,13 @@ static const char *t_blk(void) { return absent_is_skip(blk_test()); }
 static const char *t_rng(void) { return absent_is_skip(rng_test()); }
 static const char *t_console(void) { return absent_is_skip(vcons_test()); }
 static const char *t_smp(void) { return absent_is_skip(smp_start()); }
+static const char *t_net(void) { return absent_is_skip(net_test()); }
+static const char *t_vsock(void) { return absent_is_skip(vsock_test()); }
 
 static const struct { const char *name; const char *(*fn)(void); } tests[] = {
 	{ "serial", t_serial }, { "e820", t_e820 }, { "initrd", t_initrd }, { "cmdline", t_cmdline },
 	{ "mmio", t_mmio }, { "virtio", t_virtio }, { "blk", t_blk }, { "rng", t_rng },
-	{ "console", t_console }, { "smp", t_smp },
+	{ "console", t_console }, { "smp", t_smp }, { "net", t_net }, { "vsock", t_vsock },
 };
 #define NTESTS (sizeof tests / sizeof tests[0])
 

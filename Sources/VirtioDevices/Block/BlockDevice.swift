@@ -1,4 +1,5 @@
 import KVMKit
+import Synchronization
 
 /// The device needs a reset: a request it cannot even answer.
 public enum BlockDeviceError: Error, Equatable, CustomStringConvertible {
@@ -28,14 +29,22 @@ public final class VirtioBlock: VirtioDevice {
     /// VIRTIO_BLK_F_FLUSH is offered (and a flush is an fdatasync). Without it the guest
     /// never flushes: Firecracker's "Unsafe" cache type.
     public let offersFlush: Bool
-    public private(set) var metrics = BlockMetrics()
+    public internal(set) var metrics = BlockMetrics()
+    /// `--disk …,bw=,iops=` (see VirtioBlock+RateLimit).
+    var limiter: RateLimiter
+    let clock: () -> UInt64
+    var armTimer: (UInt64) -> Void = { _ in }
+    let kick = Mutex<((Int) -> Void)?>(nil)
     private var config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
 
-    public init(backend: BlockBackend, serial: String, offersFlush: Bool = true) {
+    public init(backend: BlockBackend, serial: String, offersFlush: Bool = true, rateLimit: RateLimiterConfig = RateLimiterConfig(),
+                clock: @escaping () -> UInt64 = { UInt64(monotonicNanoseconds()) }) {
         self.backend = backend
         self.offersFlush = offersFlush
+        self.clock = clock
+        limiter = RateLimiter(rateLimit, now: clock())
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
         self.serial = id
@@ -69,7 +78,7 @@ public final class VirtioBlock: VirtioDevice {
     /// Open `--disk` options: the image file or block device, locked.
     public convenience init(options: DiskOptions, offersFlush: Bool = true) throws {
         self.init(backend: try FileBlockBackend(path: options.path, readOnly: options.readOnly), serial: options.serial,
-                  offersFlush: offersFlush)
+                  offersFlush: offersFlush, rateLimit: options.rateLimit)
     }
 
     public var deviceType: UInt32 { VirtioDeviceType.block }
@@ -91,14 +100,17 @@ public final class VirtioBlock: VirtioDevice {
     public func activate(_ a: VirtioActivation) throws {
         queue = a.queues.first ?? nil
         memory = a.memory
+        kick.withLock { $0 = a.kick }
     }
 
     public func reset() {
         queue = nil; memory = nil
+        kick.withLock { $0 = nil }
     }
 
     public func process(queue index: Int) throws {
         guard index == 0, let queue, let memory else { throw BlockDeviceError.notActivated }
+        if !limiterReady() { return }
         while let chain = try queue.pop() {
             guard let statusAddress = BlockRequest.statusAddress(of: chain) else {
                 throw BlockDeviceError.requestWithoutStatus(head: chain.head)
@@ -107,6 +119,10 @@ public final class VirtioBlock: VirtioDevice {
             var status = BlockStatus.ok
             do {
                 let request = try BlockRequest.parse(chain, memory: memory, limits: limits)
+                if !admit(request) {
+                    queue.undoPop()  // waits for the rate limiter's timer
+                    return
+                }
                 written = try execute(request, memory: memory)
             } catch let e as BlockRequestError {
                 status = e.status

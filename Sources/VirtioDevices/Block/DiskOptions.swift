@@ -1,12 +1,15 @@
-/// `--disk PATH[,ro][,id=NAME]`, parsed. Paths containing a comma are not supported.
+/// `--disk PATH[,ro][,id=NAME][,bw=SIZE/MS[/BURST]][,iops=SIZE/MS[/BURST]]`, parsed.
+/// Paths containing a comma are not supported.
 public struct DiskOptions: Equatable {
     public var path: String
     public var readOnly = false
     /// GET_ID serial; nil means the file's base name.
     public var id: String?
+    /// Bytes (`bw=`) and requests (`iops=`) token buckets, Firecracker's rate limiter.
+    public var rateLimit = RateLimiterConfig()
 
-    public init(path: String, readOnly: Bool = false, id: String? = nil) {
-        self.path = path; self.readOnly = readOnly; self.id = id
+    public init(path: String, readOnly: Bool = false, id: String? = nil, rateLimit: RateLimiterConfig = RateLimiterConfig()) {
+        self.path = path; self.readOnly = readOnly; self.id = id; self.rateLimit = rateLimit
     }
 
     public init(parsing text: String) throws {
@@ -16,6 +19,13 @@ public struct DiskOptions: Equatable {
         for part in parts.dropFirst() {
             if part == "ro" { readOnly = true }
             else if part.hasPrefix("id="), part.count > 3 { id = String(part.dropFirst(3)) }
+            else if part.hasPrefix("bw=") || part.hasPrefix("iops=") {
+                let (key, value) = (part.prefix { $0 != "=" }, String(part.drop { $0 != "=" }.dropFirst()))
+                do {
+                    let bucket = try RateLimiterConfig.Bucket(parsing: value, what: "--disk \(text): \(key)")
+                    if key == "bw" { rateLimit.bandwidth = bucket } else { rateLimit.ops = bucket }
+                } catch { throw DiskOptionsError.rateLimit(error) }
+            }
             else { throw DiskOptionsError.unknownOption(part, in: text) }
         }
     }
@@ -30,11 +40,13 @@ public struct DiskOptions: Equatable {
 public enum DiskOptionsError: Error, Equatable, CustomStringConvertible {
     case missingPath(String)
     case unknownOption(String, in: String)
+    case rateLimit(RateLimiterConfigError)
 
     public var description: String {
         switch self {
         case .missingPath(let t): return "--disk \(t): expected PATH[,ro][,id=NAME]"
-        case .unknownOption(let o, let t): return "--disk \(t): unknown option '\(o)' (expected ro or id=NAME)"
+        case .unknownOption(let o, let t): return "--disk \(t): unknown option '\(o)' (expected ro, id=NAME, bw=SIZE/MS or iops=SIZE/MS)"
+        case .rateLimit(let e): return "\(e)"
         }
     }
 }
