@@ -20,7 +20,13 @@ struct JSONFields {
         self.object = object
     }
 
-    static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : path + "." + key }
+    /// "a.b"; a key that is not a plain name (a client's typo may hold anything, even a
+    /// newline) is shown quoted and escaped, so a message stays one line.
+    static func join(_ path: String, _ key: String) -> String {
+        let plain = !key.isEmpty && key.utf8.count <= 64 && key.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") }
+        let shown = plain ? key : JSONDecode.quoted(key)
+        return path.isEmpty ? shown : path + "." + shown
+    }
 
     func required<T>(_ key: String, _ decode: (JSONValue, String) throws -> T) throws -> T {
         guard let value = object[key], value != .null else {
