@@ -181,8 +181,8 @@ extension FirecrackerAPI {
 
         static func mac(_ v: JSONValue, _ path: String) throws -> String {
             let s = try JSONDecode.string(v, path)
-            let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }) else {
+            let parts = ASCII.split(s, UInt8(ascii: ":"))
+            guard parts.count == 6, parts.allSatisfy({ $0.utf8.count == 2 && $0.utf8.allSatisfy(ASCII.isHexDigit) }) else {
                 throw APIDecodeError(path: path, problem: "expected a MAC address like \"06:00:ac:10:00:02\", got \(JSONDecode.quoted(s))")
             }
             return s
