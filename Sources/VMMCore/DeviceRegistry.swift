@@ -5,7 +5,7 @@ import KVMKit
 public final class DeviceRegistry: @unchecked Sendable {
     public enum Kind: String, Sendable {
         case serial, cmos, i8042, acpi, virtioBlock = "virtio-blk", virtioRng = "virtio-rng"
-        case virtioConsole = "virtio-console"
+        case virtioConsole = "virtio-console", virtioNet = "virtio-net", virtioVsock = "virtio-vsock"
     }
 
     public struct Entry {

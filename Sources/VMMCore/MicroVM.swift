@@ -133,6 +133,26 @@ public final class MicroVM: Sendable {
         }
     }
 
+    /// Change an interface's rate limiters: in the configuration before start, on the live
+    /// device after (Firecracker's `PATCH /network-interfaces/{id}`). nil leaves one as is.
+    public func updateNetworkInterface(id: String, rx: RateLimiterConfig?, tx: RateLimiterConfig?) throws {
+        try core.withLock { c in
+            guard let index = c.configuration.networkInterfaces.firstIndex(where: { $0.id == id }) else {
+                throw VMError.invalidConfiguration("network interface \(id) does not exist")
+            }
+            if let r = c.runtime, control.stopReason == nil {
+                guard let net = (r.registry.entry("net_\(id)")?.device as? VirtioMMIOTransport)?.device as? VirtioNet else {
+                    throw VMError.invalidConfiguration("network interface \(id) has no live device")
+                }
+                net.updateRateLimiters(rx: rx, tx: tx)
+            } else {
+                try check(.configure, c.lifecycle)
+            }
+            if let rx { c.configuration.networkInterfaces[index].rxLimit = rx }
+            if let tx { c.configuration.networkInterfaces[index].txLimit = tx }
+        }
+    }
+
     /// Ask the VM to stop (any state, any thread); the first reason wins.
     public func requestStop(_ reason: MachineStopReason) { control.requestStop(reason) }
 

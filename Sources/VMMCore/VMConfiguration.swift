@@ -43,12 +43,14 @@ public struct VMConfiguration: Equatable, Sendable {
         /// Unsafe: guest flushes are acknowledged without reaching the disk (Firecracker's
         /// default); Writeback: a flush is an fdatasync.
         public var cacheType = CacheType.unsafe
+        public var rateLimit = RateLimiterConfig()
         /// The image format; nil: detected from the header (`--disk …,format=`).
         public var format: DiskFormat?
         public init(id: String, path: String, readOnly: Bool = false, isRootDevice: Bool = false,
-                    partUUID: String? = nil, cacheType: CacheType = .unsafe, format: DiskFormat? = nil) {
+                    partUUID: String? = nil, cacheType: CacheType = .unsafe, rateLimit: RateLimiterConfig = RateLimiterConfig(),
+                    format: DiskFormat? = nil) {
             self.id = id; self.path = path; self.readOnly = readOnly; self.isRootDevice = isRootDevice
-            self.partUUID = partUUID; self.cacheType = cacheType; self.format = format
+            self.partUUID = partUUID; self.cacheType = cacheType; self.rateLimit = rateLimit; self.format = format
         }
     }
 
@@ -69,6 +71,10 @@ public struct VMConfiguration: Equatable, Sendable {
     public var machine = MachineSettings()
     public var drives: [Drive] = []
     public var entropy = false
+    /// virtio-net devices on taps; every entry has an id (`iface_id`, `--net …,id=`).
+    public var networkInterfaces: [NetOptions] = []
+    /// Firecracker's hybrid vsock.
+    public var vsock: VsockOptions?
     public var console = Console()
     /// Append `virtio_mmio.device=` entries to the command line (kernels without ACPI).
     public var virtioCommandLine = true
@@ -87,6 +93,14 @@ public struct VMConfiguration: Equatable, Sendable {
             line += (root.partUUID.map { " root=PARTUUID=\($0)" } ?? " root=/dev/vda") + (root.readOnly ? " ro" : " rw")
         }
         return line
+    }
+
+    /// Add or replace (same id) a network interface; ids and taps stay unique.
+    public mutating func upsertNetworkInterface(_ n: NetOptions) throws {
+        var list = networkInterfaces
+        if let i = list.firstIndex(where: { $0.id == n.id }) { list[i] = n } else { list.append(n) }
+        do { _ = try NetOptions.validate(list) } catch { throw VMError.invalidConfiguration("\(error)") }
+        networkInterfaces = list
     }
 
     /// Add or replace (same id) a drive; at most one root device.

@@ -10,12 +10,24 @@ final class VMRuntime {
     let loop: EventLoop
     let console: ConsoleBackend
     let registry: DeviceRegistry
+    /// The vsock device: its socket is created after boot and removed at teardown.
+    private let vsock: VirtioVsock?
     /// CLOCK_MONOTONIC when the machine was fully built (before its threads started).
     let builtAt: Int64
     private var tornDown = false
 
     init(configuration c: VMConfiguration, control: MachineControl, kvm: KVM) throws {
         guard let boot = c.bootSource else { throw VMError.missingBootSource }
+        // Taps and the vsock device first: their errors are the user's (exit 2, HTTP 400)
+        // and nothing of the VM exists yet.
+        let ids = try NetOptions.validate(c.networkInterfaces)
+        var nets: [(id: String, tap: String, device: VirtioNet)] = []
+        for (i, (n, id)) in zip(c.networkInterfaces, ids).enumerated() {
+            let mac = n.mac ?? MACAddress.local(seed: UInt64(getpid()) << 8 | UInt64(i))
+            nets.append((id, n.tap, VirtioNet(backend: try TapBackend(name: n.tap), mac: mac, rxLimit: n.rxLimit,
+                                              txLimit: n.txLimit, report: { fputs("swiftvmm: net \(id): \($0)\n", stderr) })))
+        }
+        let vsock = try c.vsock.map { try VirtioVsock(options: $0) }
         var mc = MachineConfiguration(kernelPath: boot.kernelPath, initrdPath: boot.initrdPath,
                                       commandLine: c.kernelCommandLine,
                                       memoryMiB: c.machine.memSizeMiB, cpus: c.machine.vcpuCount,
@@ -31,10 +43,21 @@ final class VMRuntime {
         try registry.register(id: "acpi", kind: .acpi, device: machine.acpiSleep)
 
         for d in c.drivesInDeviceOrder {
-            let block = try VirtioBlock(options: DiskOptions(path: d.path, readOnly: d.readOnly, id: d.id, format: d.format),
-                                        offersFlush: d.cacheType == .writeback)
+            var options = DiskOptions(path: d.path, readOnly: d.readOnly, id: d.id, format: d.format)
+            options.rateLimit = d.rateLimit
+            let block = try VirtioBlock(options: options, offersFlush: d.cacheType == .writeback)
             let t = try VirtioMachineAttachment.attach(block, name: "virtio-blk \(d.id) (\(d.path))", to: machine, loop: loop)
+            try block.registerRateLimitTimer(with: loop)
             try registry.register(id: registry.uniqueID("block_\(d.id)"), kind: .virtioBlock, device: t)
+        }
+        for n in nets {
+            let t = try VirtioMachineAttachment.attach(n.device, name: "virtio-net \(n.id) (tap \(n.tap))", to: machine, loop: loop)
+            try n.device.register(with: loop)
+            try registry.register(id: "net_\(n.id)", kind: .virtioNet, device: t)
+        }
+        if let v = vsock {
+            let t = try VirtioMachineAttachment.attach(v, name: "virtio-vsock (cid \(v.guestCID))", to: machine, loop: loop)
+            try registry.register(id: "vsock", kind: .virtioVsock, device: t)
         }
         if c.entropy {
             let t = try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop)
@@ -48,10 +71,12 @@ final class VMRuntime {
             guestPort = try MergedConsolePort(primary: VirtioConsolePort(hvc), alsoOutputFrom: guestPort, loop: loop)
         }
         try machine.boot(extraCommandLine: c.virtioCommandLine ? machine.virtioCommandLine : "")
+        try vsock?.register(with: loop)  // creates the socket: only once the VM will run
         builtAt = monotonicNanoseconds()
         self.machine = machine
         self.loop = loop
         self.registry = registry
+        self.vsock = vsock
         self.console = ConsoleBackend(mode: c.console.mode, port: guestPort, loop: loop) {
             control.requestStop(.hostRequest("Ctrl-A x"))
         }
@@ -103,6 +128,7 @@ final class VMRuntime {
         loop.stop()
         loop.join()
         console.shutdown()
+        vsock?.removeSocketFile()
     }
 }
 

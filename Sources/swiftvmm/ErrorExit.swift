@@ -10,7 +10,8 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
     case let e as ExitCode:
         return (e.rawValue, nil)
     // The user's input was wrong: nothing was started.
-    case is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is Qcow2Error, is ConsoleError, is UsageFailure:
+    case is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is Qcow2Error, is ConsoleError, is UsageFailure,
+         is NetOptionsError, is NetBackendError, is VsockOptionsError, is VsockError:
         return (VMMExit.badInput, "swiftvmm: \(error)")
     // Accepted input, then a failure of the guest, the host or the VMM.
     case let e as VMError:

@@ -23,7 +23,7 @@ enum FastRunParser {
                 inlineValue = String(name[name.index(after: eq)...])
                 name = String(name[..<eq])
             }
-            if name != "disk" {
+            if name != "disk" && name != "net" {
                 guard seen.insert(name).inserted else { return nil }
             }
             // Flags take no value.
@@ -57,6 +57,8 @@ enum FastRunParser {
             case "serial-mmio": o.serialMMIO = value
             case "elf-entry": o.elfEntry = value
             case "disk": o.disks.append(value)
+            case "net": o.nets.append(value)
+            case "vsock": o.vsock = value
             case "console": o.console = value
             case "api-sock": o.apiSock = value
             case "config-file": o.configFile = value

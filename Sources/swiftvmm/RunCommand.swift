@@ -39,8 +39,14 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Option(name: .customLong("elf-entry"), help: "For an ELF vmlinux: linux64 (64-bit boot protocol) or pvh.")
     var elfEntry: String?
 
-    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME][,format=raw|qcow2] (raw or qcow2 image, or a block device; repeatable).")
+    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME][,format=raw|qcow2][,bw=SIZE/MS[/BURST]][,iops=SIZE/MS[/BURST]] (raw or qcow2 image, or a block device; repeatable).")
     var disks: [String] = []
+
+    @Option(name: .customLong("net"), help: "A virtio-net device on a tap: tap=NAME[,mac=MAC][,id=ID][,rx-bw=|rx-ops=|tx-bw=|tx-ops=SIZE/MS[/BURST]] (repeatable; the tap is created if missing and permitted).")
+    var nets: [String] = []
+
+    @Option(help: "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (N >= 3; host connects to PATH and writes CONNECT <port>; guest connections to host port P reach PATH_P).")
+    var vsock: String?
 
     @Flag(help: "Add a virtio-rng entropy device.")
     var rng = false
@@ -149,8 +155,16 @@ extension RunOptions {
         for text in disks {
             // `run` flushes for real (writeback); the id (the guest's serial) defaults to the file name.
             let d = try DiskOptions(parsing: text)
-            c.drives.append(.init(id: d.serial, path: d.path, readOnly: d.readOnly, cacheType: .writeback, format: d.format))
+            c.drives.append(.init(id: d.serial, path: d.path, readOnly: d.readOnly, cacheType: .writeback, rateLimit: d.rateLimit,
+                                  format: d.format))
         }
+        let netOptions = try nets.map { s throws(NetOptionsError) in try NetOptions(parsing: s) }
+        for (n, id) in zip(netOptions, try NetOptions.validate(netOptions)) {
+            var named = n
+            named.id = id
+            c.networkInterfaces.append(named)
+        }
+        c.vsock = try vsock.map { s throws(VsockOptionsError) in try VsockOptions(parsing: s) }
         c.entropy = rng
         c.virtioCommandLine = !noVirtioCommandLine
         return c

@@ -10,6 +10,8 @@ protocol RunOptions {
     var serialMMIO: String? { get }
     var elfEntry: String? { get }
     var disks: [String] { get }
+    var nets: [String] { get }
+    var vsock: String? { get }
     var rng: Bool { get }
     var console: String { get }
     var noVirtioCommandLine: Bool { get }
@@ -32,6 +34,8 @@ struct PlainRunOptions: RunOptions {
     var serialMMIO: String? = nil
     var elfEntry: String? = nil
     var disks: [String] = []
+    var nets: [String] = []
+    var vsock: String? = nil
     var rng = false
     var console: String = "serial"
     var noVirtioCommandLine = false

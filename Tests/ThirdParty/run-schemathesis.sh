@@ -9,6 +9,7 @@ st=$1 swiftvmm=$2 seconds=$3
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d)
 trap 'kill $vmm $bridge 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+cd "$dir"   # files the run makes (schemathesis's cache) stay in the scratch directory
 "$swiftvmm" --api-sock "$dir/api.sock" --id schemathesis >"$dir/vmm.log" 2>&1 </dev/null &
 vmm=$!
 i=0

@@ -257,3 +257,15 @@ final class FirecrackerRouterTests: XCTestCase {
         XCTAssertEqual(APIError(.badRequest, "x").response.status, .badRequest)
     }
 }
+
+extension FirecrackerRouterTests {
+    /// Found by APIRouterFuzz: a client's key with a newline made a two-line fault message.
+    func testFaultMessagesStayOneLineWhateverTheKeys() {
+        fails(.patch, "/vm", #"{"a\nb": 1}"#, bodyError(#""a\nb": unknown field, expected one of: state"#))
+        fails(.patch, "/vm", #"{"state": "Paused", "state": "Resumed"}"#, bodyError(#"invalid JSON at byte 20: duplicate key "state""#))
+        fails(.patch, "/vm", #"{"x\ny": 1, "x\ny": 2}"#, bodyError(#"invalid JSON at byte 12: duplicate key "x\ny""#))
+        fails(.patch, "/vm", "{\"a\\\n\": 1}", bodyError("invalid JSON at byte 4: invalid escape '\\0xa'"))
+        let long = String(repeating: "k", count: 100)
+        fails(.patch, "/vm", "{\"\(long)\": 1}", bodyError("\"\(String(repeating: "k", count: 64))…\": unknown field, expected one of: state"))
+    }
+}

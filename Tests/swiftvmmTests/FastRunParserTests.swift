@@ -8,7 +8,7 @@ final class FastRunParserTests: XCTestCase {
         let parsed = try SwiftVMM.parseAsRoot(args)
         let c = try XCTUnwrap(parsed as? RunCommand)
         return PlainRunOptions(kernel: c.kernel, initrd: c.initrd, cmdline: c.cmdline, memory: c.memory, cpus: c.cpus,
-                               serial: c.serial, serialMMIO: c.serialMMIO, elfEntry: c.elfEntry, disks: c.disks, rng: c.rng,
+                               serial: c.serial, serialMMIO: c.serialMMIO, elfEntry: c.elfEntry, disks: c.disks, nets: c.nets, vsock: c.vsock, rng: c.rng,
                                console: c.console, noVirtioCommandLine: c.noVirtioCommandLine, timings: c.timings)
     }
 
@@ -24,11 +24,12 @@ final class FastRunParserTests: XCTestCase {
         try assertSame(["run", "--kernel=k", "--memory=64", "--serial", "socket:/tmp/x", "--serial-mmio", "0xd1000000"])
         try assertSame(["run", "--disk", "a.img,ro", "--disk=b.img,id=beta", "--rng", "--console", "hvc", "--no-virtio-cmdline", "--timings"])
         try assertSame(["run", "--elf-entry", "pvh", "--kernel", "vmlinux"])
+        try assertSame(["run", "--net", "tap=t0,mac=52:54:00:00:00:01", "--net=tap=t1,id=b,tx-bw=1000/10", "--vsock", "cid=3,uds=/tmp/v.sock"])
     }
 
     func testAnythingElseFallsBackToArgumentParser() {
         for args in [["check"], ["run", "--help"], ["run", "-h"], ["run", "--frobnicate", "x"], ["run", "--memory", "lots"],
-                     ["run", "--memory", "1", "--memory", "2"], ["run", "--kernel"], ["run", "--rng=yes"], ["run", "positional"],
+                     ["run", "--memory", "1", "--memory", "2"], ["run", "--vsock", "cid=3,uds=/a", "--vsock", "cid=4,uds=/b"], ["run", "--kernel"], ["run", "--rng=yes"], ["run", "positional"],
                      ["run", "--cpus", "-1"], ["attach", "/tmp/s"]] {
             XCTAssertNil(FastRunParser.parse(args), "\(args) must go to ArgumentParser")
         }

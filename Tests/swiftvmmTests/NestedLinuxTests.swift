@@ -21,7 +21,7 @@ final class NestedLinuxTests: XCTestCase {
 
     /// Scenario numbers, in script order.
     enum Scenario: Int {
-        case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability
+        case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability, api
     }
 
     /// The script's scenarios, in order, each as its block of lines (from its "# N:" line).
@@ -64,7 +64,7 @@ final class NestedLinuxTests: XCTestCase {
         < dmesg | grep -m1 -e "earlycon: "; dmesg | grep -m1 -e "bootconsole .uart8250. enabled"; poweroff -f
         ? bootconsole [uart8250] enabled
         # 6: the probe kernel's self-tests, natively on hardware KVM
-        run --kernel guests/out/probe.bzImage --memory 128 --disk \(dir)/probe.img,id=probe --rng --console hvc --cmdline "console=ttyS0 probe.run=all"
+        run --kernel guests/out/probe.bzImage --memory 128 --disk \(dir)/probe.img,id=probe --rng --console hvc --cmdline "\(probeCommandLine("console=ttyS0 probe.run=all probe.blk_crc32=\(crc32Hex([UInt8](repeating: 0, count: 65536)))"))"
         # 7: an ext4 disk and a second disk with serials, and entropy
         \(base) --disk \(dir)/data.ext4,id=data-disk --disk \(dir)/second.img,id=second-disk --rng --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY
@@ -90,6 +90,25 @@ final class NestedLinuxTests: XCTestCase {
         < head -c 4194304 /dev/urandom > /tmp/p && md5sum /tmp/p && dd if=/tmp/p of=/dev/vda bs=1M oflag=direct conv=fsync 2>/dev/null && echo marker-after-"fsync"
         ? marker-after-fsync
         ! KILL
+        # 11: the stock kernel configured entirely through the control API (2 vCPUs, a
+        # drive), paused and resumed while it counts, then Ctrl-Alt-Del (reboot=k: exit 0)
+        --api-sock /run/vm.sock --id nested-api
+        @ info --api-sock /run/vm.sock
+        @ api --api-sock /run/vm.sock PUT /machine-config vcpu_count:=2 mem_size_mib:=256
+        @ api --api-sock /run/vm.sock PUT /boot-source kernel_image_path=\(kernel) initrd_path=\(initrd) "boot_args=console=ttyS0 reboot=k panic=-1 quiet"
+        @ api --api-sock /run/vm.sock PUT /drives/data drive_id=data path_on_host=\(dir)/api.img is_root_device:=false is_read_only:=false
+        @ api --api-sock /run/vm.sock PUT /actions action_type=InstanceStart
+        ? SWIFTVMM-READY cpus=2
+        < echo serial-$(cat /sys/block/vda/serial)-end; i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.5; done &
+        ? tick-3
+        @ pause --api-sock /run/vm.sock
+        @ info --api-sock /run/vm.sock
+        ~ 3
+        @ info --api-sock /run/vm.sock
+        @ resume --api-sock /run/vm.sock
+        ? tick-
+        ? tick-
+        @ stop --api-sock /run/vm.sock
         """
     }
 
@@ -110,7 +129,7 @@ final class NestedLinuxTests: XCTestCase {
             truncate("\(dir)/data.ext4", 160 << 20)
             let mkfs = try runProcess(URL(fileURLWithPath: "/sbin/mkfs.ext4"), ["-q", "-F", "\(dir)/data.ext4"], timeout: 60)
             guard mkfs.status == 0 else { runError = "mkfs.ext4 failed: \(mkfs.stderr)"; return }
-            for (name, size) in [("second.img", 1 << 20), ("probe.img", 1 << 20), ("durable.img", 8 << 20)] {
+            for (name, size) in [("second.img", 1 << 20), ("probe.img", 1 << 20), ("durable.img", 8 << 20), ("api.img", 1 << 20)] {
                 _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(count: size))
             }
             var env = ProcessInfo.processInfo.environment
@@ -298,5 +317,31 @@ final class NestedLinuxTests: XCTestCase {
         try data.write(to: URL(fileURLWithPath: file))
         let hostMD5 = try runProcess(URL(fileURLWithPath: "/usr/bin/md5sum"), [file]).stdout.prefix(32)
         XCTAssertEqual(String(hostMD5), guestMD5, "fsynced data survives SIGKILL of the VMM")
+    }
+
+    /// Issue 9: Debian's kernel configured only through the API (machine-config with 2
+    /// vCPUs, boot-source, a drive), started, paused for 3 s while it counts (no tick in
+    /// between), resumed (the count goes on, no gap), then SendCtrlAltDel: Linux reboots,
+    /// reboot=k resets the machine, swiftvmm exits 0.
+    func testConfiguredThroughTheAPIPausedResumedAndCtrlAltDel() throws {
+        let inv = try invocation(.api)
+        XCTAssertEqual(inv.exitCode, 0, inv.output)
+        let out = lines(inv)
+        let clientExits = out.filter { $0.hasPrefix("NESTED-CLIENT-EXIT ") }
+        XCTAssertEqual(clientExits.count, 10, inv.output)
+        XCTAssertTrue(clientExits.allSatisfy { $0.hasSuffix(" 0") }, "an API call failed:\n\(inv.output)")
+        XCTAssertTrue(out.contains { $0.hasPrefix("SWIFTVMM-READY cpus=2 ") }, inv.output)
+        XCTAssertTrue(out.contains("serial-data-end"), "the drive's serial is its drive_id:\n\(inv.output)")
+        let paused = out.indices.filter { out[$0] == "\"state\": \"Paused\"," }
+        XCTAssertEqual(paused.count, 2, "two state reports while paused:\n\(inv.output)")
+        func tick(_ l: String) -> Int? { l.hasPrefix("tick-") ? Int(l.dropFirst(5)) : nil }
+        if paused.count == 2 {
+            XCTAssertTrue(out[paused[0]..<paused[1]].allSatisfy { tick($0) == nil }, "the guest ran while paused:\n\(inv.output)")
+        }
+        let ticks = out.compactMap(tick)
+        XCTAssertGreaterThan(ticks.count, 4, inv.output)
+        XCTAssertEqual(ticks, Array(1...max(1, ticks.count)), "the count has a gap or a repeat")
+        XCTAssertTrue(inv.output.contains("reboot: Restarting system"), "Ctrl-Alt-Del reached Linux:\n\(inv.output)")
+        XCTAssertTrue(inv.output.contains("swiftvmm: guest reset"), inv.output)
     }
 }

@@ -25,7 +25,7 @@ static bool field(const char **p, const char *end, const char **f, size_t *n) {
 	return true;
 }
 
-/* "pio:N", "mmio:N[:ADDR]", "blk:read:MIB", "blk:write:MIB" */
+/* "pio:N", "mmio:N[:ADDR]", "blk:read:MIB", "blk:write:MIB", "net:tx:FRAMES[:SIZE]" */
 bool bench_cmd(const char *s, size_t len) {
 	const char *p = s, *end = s + len, *f;
 	size_t n;
@@ -51,6 +51,14 @@ bool bench_cmd(const char *s, size_t len) {
 		else return false;
 		if (!field(&p, end, &f, &n) || !parse_u64(f, n, &a)) return false;
 		bench_blk(w, a);
+		return true;
+	}
+	if (n == 3 && !strncmp(f, "net", 3)) {
+		if (!field(&p, end, &f, &n) || n != 2 || strncmp(f, "tx", 2)) return false;
+		if (!field(&p, end, &f, &n) || !parse_u64(f, n, &a)) return false;
+		b = 1514;
+		if (field(&p, end, &f, &n) && !parse_u64(f, n, &b)) return false;
+		bench_net_tx(a, b);
 		return true;
 	}
 	return false;

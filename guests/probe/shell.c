@@ -28,6 +28,20 @@ static void cmd_mem(void) {
 	if (boot.initrd_size) printk("mem: initrd 0x%llx-0x%llx\n", boot.initrd_addr, boot.initrd_addr + boot.initrd_size - 1);
 }
 
+/* The raw bytes of one input line, control characters included (readline drops them):
+ * shows what a VMM's console really delivers. */
+static void cmd_keys(void) {
+	printk("keys: type a line\n");
+	printk("keys:");
+	for (;;) {
+		int c = serial_getc_nowait();
+		if (c < 0) { __asm__ volatile("pause"); continue; }
+		if (c == '\r' || c == '\n') break;
+		printk(" %02x", (u32)c);
+	}
+	printk("\n");
+}
+
 static void cmd_cpuid(void) {
 	u32 r[4];
 	char s[49];
@@ -100,8 +114,9 @@ static const char help[] =
 	"commands:\n"
 	"  help                     this text\n"
 	"  echo TEXT                print TEXT\n"
+	"  keys                     show the bytes of the next line in hex (control keys too)\n"
 	"  mem | e820 | cpuid       memory summary, e820 map, CPU identification\n"
-	"  blk | rng                virtio-blk info, 16 bytes from virtio-rng\n"
+	"  blk | rng | net          virtio-blk info, 16 bytes from virtio-rng, virtio-net MAC and link\n"
 	"  test LIST                run self-tests (all or a,b,...), stay in the shell\n"
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
@@ -118,11 +133,13 @@ static void execute(const char *p) {
 	if (!word(&p, &w, &n)) return;
 	if (is(w, n, "help")) printk("%s", help);
 	else if (is(w, n, "echo")) { while (*p == ' ') p++; printk("%s\n", p); }
+	else if (is(w, n, "keys")) cmd_keys();
 	else if (is(w, n, "mem")) cmd_mem();
 	else if (is(w, n, "e820")) print_e820();
 	else if (is(w, n, "cpuid")) cmd_cpuid();
 	else if (is(w, n, "blk")) blk_info();
 	else if (is(w, n, "rng")) rng_show();
+	else if (is(w, n, "net")) net_info();
 	else if (is(w, n, "poweroff")) poweroff();
 	else if (is(w, n, "count")) {
 		if (!word(&p, &a, &an) || !parse_u64(a, an, &x)) { printk("usage: count N [SPIN]\n"); return; }

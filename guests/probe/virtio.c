@@ -222,3 +222,8 @@ void virtio_ack(struct vdev *d) {
 	u32 s = rr(d, R_INT_STATUS);
 	if (s) wr(d, R_INT_ACK, s);
 }
+
+bool virtio_has_used(struct vdev *d, int qi) {
+	struct vq *q = &d->q[qi];
+	return *(volatile u16 *)&q->used->idx != q->last_used;
+}

@@ -171,7 +171,7 @@ public final class ConsoleBackend {
         if moved > 0, !coalescing, let timer = coalescingTimer,
            (try? loop.modify(fd: port.notifyFD, events: [])) != nil {
             coalescing = true
-            timer.arm(microseconds: Self.outputCoalescingMicroseconds)
+            timer.arm(after: UInt64(Self.outputCoalescingMicroseconds) * 1000)
         }
     }
 
@@ -179,17 +179,17 @@ public final class ConsoleBackend {
     /// then watch the notify fd again (level-triggered, so a signal sent meanwhile fires).
     private func coalescingTimerFired() {
         guard let timer = coalescingTimer else { return }
-        timer.clear()
+        timer.drain()
         guard coalescing else { return }
         clearNotify()
         let moved = pumpOutput()
         if feeder.isBlocked, feeder.flush() { host.inputResumed() }
         if moved > 0 {
-            timer.arm(microseconds: Self.outputCoalescingMicroseconds)
+            timer.arm(after: UInt64(Self.outputCoalescingMicroseconds) * 1000)
         } else if (try? loop.modify(fd: port.notifyFD, events: .readable)) != nil {
             coalescing = false
         } else {
-            timer.arm(microseconds: Self.outputCoalescingMicroseconds)  // keep draining rather than go deaf
+            timer.arm(after: UInt64(Self.outputCoalescingMicroseconds) * 1000)  // keep draining rather than go deaf
         }
     }
 

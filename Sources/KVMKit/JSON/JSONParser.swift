@@ -82,7 +82,7 @@ public struct JSONParser {
             let keyOffset = pos
             let key = try string()
             if !seen.insert(key).inserted {
-                throw JSONParseError(offset: keyOffset, reason: "duplicate key \"\(key)\"")
+                throw JSONParseError(offset: keyOffset, reason: "duplicate key " + Self.shown(key))
             }
             skipWhitespace()
             guard consume(UInt8(ascii: ":")) else { throw fail("expected ':'") }
@@ -181,7 +181,8 @@ public struct JSONParser {
             case UInt8(ascii: "u"): appendUTF8(try unicodeEscape(), to: &bytes)
             default:
                 pos -= 1
-                throw fail("invalid escape '\\\(Character(Unicode.Scalar(e)))'")
+                let shown = e > 0x20 && e < 0x7F ? String(Unicode.Scalar(e)) : "0x" + String(e, radix: 16)
+                throw fail("invalid escape '\\\(shown)'")
             }
         }
         guard let s = String(validating: bytes, as: UTF8.self) else {
@@ -302,6 +303,13 @@ public struct JSONParser {
             default: return
             }
         }
+    }
+
+    /// A key in a message: quoted and escaped (one line whatever it holds), cut short.
+    static func shown(_ key: String) -> String {
+        var cut = ""
+        cut.unicodeScalars.append(contentsOf: key.unicodeScalars.prefix(64))
+        return JSONValue.string(cut).encoded() + (key.unicodeScalars.count > 64 ? "…" : "")
     }
 
     private func fail(_ reason: String) -> JSONParseError {

@@ -1,6 +1,7 @@
 import Glibc
 import KVMKit
 import Synchronization
+import VirtioDevices
 
 /// Executes routed API requests against one `MicroVM`: Firecracker's pre-boot and
 /// post-boot rules, its responses (204 for changes, JSON for reads) and its fault bodies.
@@ -78,11 +79,21 @@ public final class APIController: Sendable {
         case .putDrive(let d):
             try vm.configure { c in try c.upsertDrive(try VMConfiguration.Drive(validating: d)) }
         case .patchDrive(let u):
-            guard u.rateLimiter == nil else { throw APIError(.badRequest, Self.unsupportedRateLimiter) }
-            guard let path = u.pathOnHost else { return .noContent }
-            try vm.updateDrive(id: u.driveID, path: path)
+            if u.rateLimiter != nil && vm.state != .notStarted {
+                throw APIError(.badRequest, "drive \(u.driveID): changing a running drive's rate_limiter is not supported; set it before InstanceStart")
+            }
+            if let r = u.rateLimiter {
+                let limit = try RateLimiterConfig(r, at: "rate_limiter")
+                try vm.configure { c in
+                    guard let i = c.drives.firstIndex(where: { $0.id == u.driveID }) else {
+                        throw VMError.invalidConfiguration("drive \(u.driveID) does not exist")
+                    }
+                    c.drives[i].rateLimit = limit
+                }
+            }
+            if let path = u.pathOnHost { try vm.updateDrive(id: u.driveID, path: path) }
         case .putEntropy(let e):
-            guard e.rateLimiter == nil else { throw APIError(.badRequest, Self.unsupportedRateLimiter) }
+            guard e.rateLimiter == nil else { throw APIError(.badRequest, "the entropy device has no rate limiter in swiftvmm") }
             try vm.configure { $0.entropy = true }
         case .action(.instanceStart):
             do { try vm.start() } catch let e as VMError { throw e } catch {
@@ -103,10 +114,26 @@ public final class APIController: Sendable {
             try configureLogger(l)
         case .putMetrics(let m):
             try configureMetrics(path: m.metricsPath)
-        case .putNetworkInterface, .patchNetworkInterface:
-            throw APIError(.badRequest, "network interfaces are not supported by this swiftvmm build yet")
-        case .putVsock:
-            throw APIError(.badRequest, "vsock is not supported by this swiftvmm build yet")
+        case .putNetworkInterface(let n):
+            var options = NetOptions(tap: n.hostDevName, id: n.ifaceID)
+            if let text = n.guestMAC {
+                guard let mac = MACAddress(text) else { throw APIError(.badRequest, "guest_mac \(text): not a MAC address (aa:bb:cc:dd:ee:ff)") }
+                options.mac = mac
+            }
+            guard n.mtu == nil else { throw APIError(.badRequest, "mtu: not supported; the interface's MTU is the tap's") }
+            if let r = n.rxRateLimiter { options.rxLimit = try RateLimiterConfig(r, at: "rx_rate_limiter") }
+            if let r = n.txRateLimiter { options.txLimit = try RateLimiterConfig(r, at: "tx_rate_limiter") }
+            try vm.configure { try $0.upsertNetworkInterface(options) }
+        case .patchNetworkInterface(let u):
+            let rx = try u.rxRateLimiter.map { try RateLimiterConfig($0, at: "rx_rate_limiter") }
+            let tx = try u.txRateLimiter.map { try RateLimiterConfig($0, at: "tx_rate_limiter") }
+            try vm.updateNetworkInterface(id: u.ifaceID, rx: rx, tx: tx)
+        case .putVsock(let v):
+            let options: VsockOptions
+            do { options = try VsockOptions(cid: UInt64(v.guestCID), udsPath: v.udsPath) } catch {
+                throw APIError(.badRequest, "\(error)")
+            }
+            try vm.configure { $0.vsock = options }
         case .createSnapshot, .loadSnapshot:
             throw APIError(.badRequest, "snapshots are not supported by this swiftvmm build yet")
         case .getBalloon, .putBalloon, .patchBalloon, .getBalloonStatistics, .patchBalloonStatistics:
@@ -115,7 +142,6 @@ public final class APIController: Sendable {
         return .noContent
     }
 
-    static let unsupportedRateLimiter = "rate limiters are not supported by this swiftvmm build yet"
 
     // MARK: configuration file
 
@@ -145,9 +171,16 @@ public final class APIController: Sendable {
         f.machineConfig = FirecrackerAPI.MachineConfig(c.machine)
         f.drives = c.drives.map {
             FirecrackerAPI.Drive(driveID: $0.id, pathOnHost: $0.path, isRootDevice: $0.isRootDevice, isReadOnly: $0.readOnly,
-                                 partUUID: $0.partUUID, cacheType: $0.cacheType == .writeback ? .writeback : .unsafe)
+                                 partUUID: $0.partUUID, cacheType: $0.cacheType == .writeback ? .writeback : .unsafe,
+                                 rateLimiter: FirecrackerAPI.RateLimiter($0.rateLimit))
         }
         if c.entropy { f.entropy = FirecrackerAPI.Entropy() }
+        f.networkInterfaces = c.networkInterfaces.map {
+            FirecrackerAPI.NetworkInterface(ifaceID: $0.id ?? "", hostDevName: $0.tap, guestMAC: $0.mac?.description,
+                                            rxRateLimiter: FirecrackerAPI.RateLimiter($0.rxLimit),
+                                            txRateLimiter: FirecrackerAPI.RateLimiter($0.txLimit))
+        }
+        f.vsock = c.vsock.map { FirecrackerAPI.Vsock(guestCID: UInt32(clamping: $0.cid), udsPath: $0.udsPath) }
         if let s = logger.settings {
             f.logger = FirecrackerAPI.Logger(logPath: s.path, level: FirecrackerAPI.LogLevel(rawValue: s.level.name),
                                              showLevel: s.showLevel, showLogOrigin: s.showOrigin)
@@ -220,9 +253,30 @@ extension VMConfiguration.MachineSettings {
     }
 }
 
+extension RateLimiterConfig {
+    /// Firecracker's token buckets, validated (`at`: the field, for the message).
+    init(_ r: FirecrackerAPI.RateLimiter, at field: String) throws {
+        func bucket(_ b: FirecrackerAPI.TokenBucket?) -> Bucket? {
+            b.map { Bucket(size: $0.size, oneTimeBurst: $0.oneTimeBurst ?? 0, refillTimeMs: $0.refillTimeMillis) }
+        }
+        self.init(bandwidth: bucket(r.bandwidth), ops: bucket(r.ops))
+        do { try validate(field) } catch { throw APIError(.badRequest, "\(error)") }
+    }
+}
+
+extension FirecrackerAPI.RateLimiter {
+    /// nil for an unlimited configuration (Firecracker omits the field then).
+    init?(_ c: RateLimiterConfig) {
+        guard !c.isUnlimited else { return nil }
+        func bucket(_ b: RateLimiterConfig.Bucket?) -> FirecrackerAPI.TokenBucket? {
+            b.map { FirecrackerAPI.TokenBucket(size: $0.size, oneTimeBurst: $0.oneTimeBurst == 0 ? nil : $0.oneTimeBurst, refillTimeMillis: $0.refillTimeMs) }
+        }
+        self.init(bandwidth: bucket(c.bandwidth), ops: bucket(c.ops))
+    }
+}
+
 extension VMConfiguration.Drive {
     init(validating d: FirecrackerAPI.Drive) throws {
-        guard d.rateLimiter == nil else { throw APIError(.badRequest, APIController.unsupportedRateLimiter) }
         guard d.ioEngine == .sync else { throw APIError(.badRequest, "io_engine Async is not supported; use Sync") }
         // Opened (and closed) now, as Firecracker does, so a wrong path fails here, not at start.
         let fd = open(d.pathOnHost, (d.isReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
@@ -231,6 +285,7 @@ extension VMConfiguration.Drive {
         }
         close(fd)
         self.init(id: d.driveID, path: d.pathOnHost, readOnly: d.isReadOnly, isRootDevice: d.isRootDevice,
-                  partUUID: d.partUUID, cacheType: d.cacheType == .writeback ? .writeback : .unsafe)
+                  partUUID: d.partUUID, cacheType: d.cacheType == .writeback ? .writeback : .unsafe,
+                  rateLimit: try d.rateLimiter.map { try RateLimiterConfig($0, at: "rate_limiter") } ?? RateLimiterConfig())
     }
 }

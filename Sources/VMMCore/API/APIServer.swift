@@ -343,7 +343,7 @@ public final class APIServer: @unchecked Sendable {
     // MARK: timers
 
     private func timerFired() {
-        timer?.clear()
+        timer?.drain()
         let now = Self.nowMillis()
         if let until = acceptPausedUntil, until <= now {
             acceptPausedUntil = nil
@@ -374,7 +374,7 @@ public final class APIServer: @unchecked Sendable {
             if let d = c.deadline { earliest = min(earliest ?? d, d) }
         }
         if let earliest {
-            timer.arm(microseconds: Int(max(0, earliest - Self.nowMillis())) * 1000)
+            timer.arm(after: UInt64(max(0, earliest - Self.nowMillis())) * 1_000_000)
         } else {
             timer.disarm()
         }

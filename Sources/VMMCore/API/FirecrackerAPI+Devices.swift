@@ -162,6 +162,12 @@ extension FirecrackerAPI {
         public var rxRateLimiter: RateLimiter?
         public var txRateLimiter: RateLimiter?
 
+        public init(ifaceID: String, hostDevName: String, guestMAC: String? = nil, mtu: UInt64? = nil,
+                    rxRateLimiter: RateLimiter? = nil, txRateLimiter: RateLimiter? = nil) {
+            self.ifaceID = ifaceID; self.hostDevName = hostDevName; self.guestMAC = guestMAC; self.mtu = mtu
+            self.rxRateLimiter = rxRateLimiter; self.txRateLimiter = txRateLimiter
+        }
+
         public init(json: JSONValue, at path: String = "") throws {
             let f = try JSONFields(json, at: path, known: ["iface_id", "host_dev_name", "guest_mac", "mtu",
                                                            "rx_rate_limiter", "tx_rate_limiter"])
@@ -175,8 +181,8 @@ extension FirecrackerAPI {
 
         static func mac(_ v: JSONValue, _ path: String) throws -> String {
             let s = try JSONDecode.string(v, path)
-            let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }) else {
+            let parts = ASCII.split(s, UInt8(ascii: ":"))
+            guard parts.count == 6, parts.allSatisfy({ $0.utf8.count == 2 && $0.utf8.allSatisfy(ASCII.isHexDigit) }) else {
                 throw APIDecodeError(path: path, problem: "expected a MAC address like \"06:00:ac:10:00:02\", got \(JSONDecode.quoted(s))")
             }
             return s
@@ -214,6 +220,10 @@ extension FirecrackerAPI {
         public var udsPath: String
         /// Deprecated by Firecracker; accepted and ignored there.
         public var vsockID: String?
+
+        public init(guestCID: UInt32, udsPath: String, vsockID: String? = nil) {
+            self.guestCID = guestCID; self.udsPath = udsPath; self.vsockID = vsockID
+        }
 
         public init(json: JSONValue, at path: String = "") throws {
             let f = try JSONFields(json, at: path, known: ["guest_cid", "uds_path", "vsock_id"])

@@ -79,7 +79,7 @@ public enum FirecrackerAPI {
         } else if body.isEmpty {
             throw APIError(.badRequest, "Empty \(method.rawValue) request.")
         }
-        let pathID = segments.count == 2 && route.pattern.hasSuffix("}") ? try checkedID(segments[1]) : ""
+        let pathID = segments.count == 2 && route.pattern.utf8.last == UInt8(ascii: "}") ? try checkedID(segments[1]) : ""
         func json() throws -> JSONValue {
             do { return try JSONParser.parse(body, limits: bodyLimits) } catch { throw APIError.body(error) }
         }
@@ -131,26 +131,26 @@ public enum FirecrackerAPI {
     // MARK: paths and ids
 
     /// "/drives/a" → ["drives", "a"]; "/" → []. One trailing slash is ignored.
-    static func segments(_ path: String) -> [Substring] {
-        var parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+    static func segments(_ path: String) -> [String] {
+        var parts = ASCII.split(path, UInt8(ascii: "/")).dropFirst()
         if parts.count > 1, parts.last == "" { parts = parts.dropLast() }
         if parts.count == 1, parts.first == "" { return [] }
         return Array(parts)
     }
 
-    static func matches(_ pattern: String, _ segments: [Substring]) -> Bool {
+    static func matches(_ pattern: String, _ segments: [String]) -> Bool {
         let wanted = Self.segments(pattern)
         guard wanted.count == segments.count else { return false }
-        return zip(wanted, segments).allSatisfy { w, s in w.hasPrefix("{") || w == s }
+        return zip(wanted, segments).allSatisfy { w, s in w.utf8.first == UInt8(ascii: "{") || w == s }
     }
 
     /// Firecracker's rule for resource ids: non-empty, ASCII letters, digits and '_'.
-    static func checkedID(_ id: Substring) throws -> String {
+    static func checkedID(_ id: String) throws -> String {
         if id.isEmpty { throw APIError(.badRequest, "The ID cannot be empty.") }
         guard id.utf8.allSatisfy({ isIDByte($0) }) else {
             throw APIError(.badRequest, "API Resource IDs can only contain alphanumeric characters and underscores.")
         }
-        return String(id)
+        return id
     }
 
     /// A resource id inside a body (drive_id, iface_id): the same rule, as a field error.

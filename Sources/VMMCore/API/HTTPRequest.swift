@@ -38,8 +38,8 @@ public struct HTTPRequest: Sendable, Equatable {
 
     /// The first header with this name (case-insensitive).
     public func header(_ name: String) -> String? {
-        let wanted = name.lowercased()
-        return headers.first { $0.name.lowercased() == wanted }?.value
+        let wanted = ASCII.lowercased(name)
+        return headers.first { ASCII.lowercased($0.name) == wanted }?.value
     }
 }
 

@@ -151,12 +151,9 @@ public struct HTTPRequestParser: Sendable {
         guard target.first == UInt8(ascii: "/"), target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             return .failure(HTTPError(.badRequest, "Malformed request target (expected a path starting with '/')."))
         }
-        var path = String(decoding: target, as: UTF8.self)
-        var query: String?
-        if let q = path.firstIndex(of: "?") {
-            query = String(path[path.index(after: q)...])
-            path = String(path[..<q])
-        }
+        let q = target.firstIndex(of: UInt8(ascii: "?"))
+        let path = String(decoding: target[..<(q ?? target.endIndex)], as: UTF8.self)
+        let query = q.map { String(decoding: target[($0 + 1)...], as: UTF8.self) }
 
         var headers: [HTTPHeader] = []
         var contentLength: Int?
@@ -180,7 +177,7 @@ public struct HTTPRequestParser: Sendable {
             let name = String(decoding: line[..<colon], as: UTF8.self)
             let value = String(decoding: valueBytes, as: UTF8.self)
             headers.append(HTTPHeader(name: name, value: value))
-            switch name.lowercased() {
+            switch ASCII.lowercased(line[..<colon]) {
             case "content-length":
                 guard !valueBytes.isEmpty, valueBytes.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
                     return .failure(HTTPError(.badRequest, "Invalid Content-Length: \(value)."))
@@ -194,12 +191,12 @@ public struct HTTPRequestParser: Sendable {
             case "transfer-encoding":
                 return .failure(HTTPError(.notImplemented, "Transfer-Encoding \(value) is not supported; send the body with Content-Length."))
             case "expect":
-                guard value.lowercased() == "100-continue" else {
+                guard ASCII.lowercased(valueBytes) == "100-continue" else {
                     return .failure(HTTPError(.expectationFailed, "Unsupported expectation: \(value)."))
                 }
                 expectsContinue = true
             case "connection":
-                connectionTokens += value.lowercased().split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }) }
+                connectionTokens += valueBytes.split(separator: UInt8(ascii: ",")).map { ASCII.lowercased($0.filter { $0 != SP && $0 != HTAB }) }
             default:
                 break
             }

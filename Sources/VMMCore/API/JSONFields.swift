@@ -20,7 +20,13 @@ struct JSONFields {
         self.object = object
     }
 
-    static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : path + "." + key }
+    /// "a.b"; a key that is not a plain name (a client's typo may hold anything, even a
+    /// newline) is shown quoted and escaped, so a message stays one line.
+    static func join(_ path: String, _ key: String) -> String {
+        let plain = !key.isEmpty && key.utf8.count <= 64 && key.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") }
+        let shown = plain ? key : JSONDecode.quoted(key)
+        return path.isEmpty ? shown : path + "." + shown
+    }
 
     func required<T>(_ key: String, _ decode: (JSONValue, String) throws -> T) throws -> T {
         guard let value = object[key], value != .null else {
@@ -75,7 +81,8 @@ enum JSONDecode {
     static func choice<E: RawRepresentable & CaseIterable>(_ v: JSONValue, _ path: String, caseInsensitive: Bool = false) throws -> E
     where E.RawValue == String {
         let s = try string(v, path)
-        let match = E.allCases.first { caseInsensitive ? $0.rawValue.lowercased() == s.lowercased() : $0.rawValue == s }
+        let wanted = caseInsensitive ? ASCII.lowercased(s) : s
+        let match = E.allCases.first { (caseInsensitive ? ASCII.lowercased($0.rawValue) : $0.rawValue) == wanted }
         guard let match else {
             let names = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
             throw APIDecodeError(path: path, problem: "expected one of \(names), got \(quoted(s))")
@@ -94,7 +101,12 @@ enum JSONDecode {
 
     /// A user's string in a message: quoted, escaped, and cut short.
     static func quoted(_ s: String) -> String {
-        let cut = s.count > 64 ? String(s.prefix(64)) + "…" : s
+        var cut = s
+        if s.unicodeScalars.count > 64 {
+            cut = ""
+            cut.unicodeScalars.append(contentsOf: s.unicodeScalars.prefix(64))
+            cut += "…"
+        }
         return JSONValue.string(cut).encoded()
     }
 }

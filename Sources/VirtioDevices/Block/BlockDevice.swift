@@ -32,19 +32,27 @@ public final class VirtioBlock: VirtioDevice {
     /// never flushes: Firecracker's "Unsafe" cache type.
     public let offersFlush: Bool
     public var metrics: BlockMetrics { executor.counters.withLock { $0 } }
-    private let executor: BlockRequestExecutor
+    let executor: BlockRequestExecutor
+    /// `--disk …,bw=,iops=` (see VirtioBlock+RateLimit).
+    var limiter: RateLimiter
+    let clock: () -> UInt64
+    var armTimer: (UInt64) -> Void = { _ in }
+    /// Set at activation; the rate limiter's timer (event loop) and `resume()` use it.
+    let kick = Mutex<((Int) -> Void)?>(nil)
     private var config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
-    private var kick: ((Int) -> Void)?
     /// Activations so far; a job from an older one is stale.
     private var generation: UInt64 = 0
     private let io: BlockIOThreads
 
     /// `ioThreads`: requests served at once (raw: pread/pwrite in parallel; qcow2: reads
     /// in parallel, metadata and writes serialised by the image's lock).
-    public init(backend: BlockBackend, serial: String, offersFlush: Bool = true, ioThreads: Int? = nil) throws {
+    public init(backend: BlockBackend, serial: String, offersFlush: Bool = true, rateLimit: RateLimiterConfig = RateLimiterConfig(),
+                clock: @escaping () -> UInt64 = { UInt64(monotonicNanoseconds()) }, ioThreads: Int? = nil) throws {
         self.offersFlush = offersFlush
+        self.clock = clock
+        limiter = RateLimiter(rateLimit, now: clock())
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
         let executor = BlockRequestExecutor(backend: backend, serial: id)
@@ -82,7 +90,7 @@ public final class VirtioBlock: VirtioDevice {
     /// Open `--disk` options: the image (raw or qcow2, with its backing chain), locked.
     public convenience init(options: DiskOptions, offersFlush: Bool = true) throws {
         try self.init(backend: try DiskImage.open(path: options.path, format: options.format, readOnly: options.readOnly),
-                      serial: options.serial, offersFlush: offersFlush)
+                      serial: options.serial, offersFlush: offersFlush, rateLimit: options.rateLimit)
     }
 
     deinit { io.stop() }
@@ -113,7 +121,7 @@ public final class VirtioBlock: VirtioDevice {
     public func activate(_ a: VirtioActivation) throws {
         queue = a.queues.first ?? nil
         memory = a.memory
-        kick = a.kick
+        kick.withLock { $0 = a.kick }
         generation &+= 1
         let complete = a.complete
         io.activate(generation: generation) { batch in
@@ -127,13 +135,15 @@ public final class VirtioBlock: VirtioDevice {
     }
 
     public func reset() {
-        queue = nil; memory = nil; kick = nil
+        queue = nil; memory = nil
+        kick.withLock { $0 = nil }
         generation &+= 1
         io.reset(generation: generation)
     }
 
     public func process(queue index: Int) throws {
         guard index == 0, let queue, let memory else { throw BlockDeviceError.notActivated }
+        if !limiterReady() { return }
         while io.reserve() {
             let chain: DescriptorChain
             do {
@@ -149,6 +159,11 @@ public final class VirtioBlock: VirtioDevice {
             }
             do {
                 let request = try BlockRequest.parse(chain, memory: memory, limits: limits)
+                if !admit(request) {
+                    io.unreserve()
+                    queue.undoPop()  // waits for the rate limiter's timer
+                    return
+                }
                 io.submit(BlockJob(head: chain.head, status: statusAddress, request: request, memory: memory,
                                    sequence: io.sequence(), generation: generation))
             } catch {
@@ -168,6 +183,6 @@ extension VirtioBlock: Pausable {
 
     public func resume() {
         io.resume()
-        kick?(0)  // requests the guest queued meanwhile
+        kick.withLock { $0 }?(0)  // requests the guest queued meanwhile
     }
 }

@@ -14,5 +14,7 @@ public struct BlockMetrics: Equatable {
     public var unsupportedRequests: UInt64 = 0
     /// Requests that failed in the backend (IOERR).
     public var backendErrors: UInt64 = 0
+    /// Times a request waited for the rate limiter (`bw=`/`iops=`).
+    public var rateLimited: UInt64 = 0
     public var lastError: String?
 }

@@ -24,9 +24,11 @@ public enum VirtioInterruptBit {
 
 /// Device IDs (§5).
 public enum VirtioDeviceType {
+    public static let net: UInt32 = 1
     public static let block: UInt32 = 2
     public static let console: UInt32 = 3
     public static let entropy: UInt32 = 4
+    public static let vsock: UInt32 = 19
 }
 
 /// virtio-mmio version 2 register offsets (§4.2.2), relative to the window base.

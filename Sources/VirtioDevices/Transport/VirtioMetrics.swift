@@ -50,3 +50,21 @@ extension VirtioConsole: MetricsReporting {
         [("bytes_in", bytesIn), ("bytes_out", bytesOut), ("dropped_output_bytes", output.droppedBytes)]
     }
 }
+
+extension VirtioNet: Pausable, MetricsReporting {
+    public var metricCounters: MetricCounters {
+        let m = metrics
+        return [("rx_frames", m.rxFrames), ("rx_bytes", m.rxBytes), ("tx_frames", m.txFrames), ("tx_bytes", m.txBytes),
+                ("dropped_frames", m.totalDrops), ("rx_no_buffers", m.rxNoBuffers), ("tx_tap_full", m.txTapFull),
+                ("rx_rate_limited", m.rxRateLimited), ("tx_rate_limited", m.txRateLimited), ("link_down_events", m.linkDownEvents)]
+    }
+}
+
+extension VirtioVsock: Pausable, MetricsReporting {
+    public var metricCounters: MetricCounters {
+        let m = metrics
+        return [("host_connections", m.hostConnections), ("guest_connections", m.guestConnections),
+                ("refused_connections", m.refusedConnections), ("resets", m.resets), ("bytes_to_guest", m.bytesToGuest),
+                ("bytes_to_host", m.bytesToHost), ("invalid_packets", m.invalidPackets), ("bad_handshakes", m.badHandshakes)]
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+@testable import KVMKit
+import XCTest
+@testable import VirtioDevices
+
+/// `--disk …,bw=,iops=`: requests wait for the token buckets, then complete in order.
+final class BlockRateLimitTests: XCTestCase {
+    func testReadsWaitForTheBandwidthBucket() throws {
+        let path = makeImage(size: 64 * 1024)
+        defer { unlink(path) }
+        let guest = FakeGuest(queueSize: 64)
+        var now: UInt64 = 0
+        var armed: [UInt64] = []
+        let block = try VirtioBlock(backend: try FileBlockBackend(path: path, readOnly: false), serial: "x",
+                                rateLimit: RateLimiterConfig(bandwidth: .init(size: 4096, refillTimeMs: 1000)), clock: { now })
+        block.armTimer = { armed.append($0) }
+        let t = try VirtioMMIOTransport(device: block, memory: guest.memory, interrupt: RecordingLine(), notify: .inline)
+        let d = MMIODriver(t: t)
+        d.start(guest)
+        // Notify, then wait for the I/O threads to complete what was admitted.
+        func settle() { d.notify(0); block.pause(); block.resume() }
+        var statuses: [UInt64] = []
+        for i in 0..<3 {
+            let h = guest.put(withUnsafeBytes(of: UInt32(0).littleEndian, Array.init) + [0, 0, 0, 0] + withUnsafeBytes(of: UInt64(8 * i).littleEndian, Array.init))
+            let s = guest.alloc(1, fill: 0xff)
+            guest.publish(guest.chain(at: 3 * i, [(h, 16, false), (guest.alloc(4096), 4096, true), (s, 1, true)]))
+            statuses.append(s)
+        }
+        settle()
+        XCTAssertEqual(guest.usedIndex, 1, "one 4 KiB read fits the bucket")
+        XCTAssertEqual(armed, [100_000_000], "the next 4 KiB take a second; a retry comes after at most 100 ms")
+        XCTAssertEqual(block.metrics.rateLimited, 1)
+        now = 500_000_000
+        settle()
+        XCTAssertEqual(guest.usedIndex, 1, "still waiting")
+        now = 1_000_000_000
+        settle()
+        XCTAssertEqual(guest.usedIndex, 2)
+        XCTAssertEqual(guest.byte(at: statuses[1]), 0, "completed OK")
+        XCTAssertEqual(guest.byte(at: statuses[2]), 0xff, "the third still waits")
+    }
+
+    func testDiskOptionsTakeBuckets() throws {
+        let o = try DiskOptions(parsing: "a.img,bw=1000000/100,iops=100/1000/50")
+        XCTAssertEqual(o.rateLimit, RateLimiterConfig(bandwidth: .init(size: 1_000_000, refillTimeMs: 100),
+                                                      ops: .init(size: 100, oneTimeBurst: 50, refillTimeMs: 1000)))
+        XCTAssertThrowsError(try DiskOptions(parsing: "a.img,bw=fast")) {
+            XCTAssertEqual("\($0)", "--disk a.img,bw=fast: bw: 'fast' is not SIZE/MS[/BURST] (e.g. 10000000/1000)")
+        }
+    }
+}

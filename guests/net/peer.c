@@ -1,0 +1,131 @@
+/* peer: a tiny static stream peer for the network tests in the nested test bed (busybox
+ * nc cannot half-close, and speaks neither AF_VSOCK nor Unix sockets).
+ *
+ *   peer tcp-listen PORT | tcp-connect ADDR PORT
+ *   peer vsock-listen PORT | vsock-connect CID PORT
+ *   peer unix-listen PATH | unix-connect PATH
+ *   peer hybrid-connect PATH PORT   (Firecracker hybrid vsock: CONNECT PORT, expect OK)
+ *
+ * One connection: stdin goes to the socket (then shutdown(SHUT_WR) at EOF), the socket
+ * goes to stdout until the other side closes; exit 0 once both directions ended. At exit
+ * it prints "peer: received N bytes in S s (M Mbit/s)" to stderr, timed from the first
+ * to the last byte received (the receiver's view of a transfer's throughput).
+ * Build: gcc -static -O2 -o peer peer.c */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static void die(const char *what) { perror(what); exit(1); }
+
+static int listen_accept(int fd, struct sockaddr *a, socklen_t len) {
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, a, len) < 0) die("bind");
+	if (listen(fd, 1) < 0) die("listen");
+	int c = accept(fd, NULL, NULL);
+	if (c < 0) die("accept");
+	close(fd);
+	return c;
+}
+
+static int open_socket(int argc, char **argv) {
+	const char *mode = argv[1];
+	if (!strcmp(mode, "tcp-listen") && argc == 3) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+		return listen_accept(socket(AF_INET, SOCK_STREAM, 0), (struct sockaddr *)&a, sizeof a);
+	}
+	if (!strcmp(mode, "tcp-connect") && argc == 4) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[3])) };
+		if (inet_pton(AF_INET, argv[2], &a.sin_addr) != 1) die("address");
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+		return fd;
+	}
+	if (!strcmp(mode, "vsock-listen") && argc == 3) {
+		struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = atoi(argv[2]) };
+		return listen_accept(socket(AF_VSOCK, SOCK_STREAM, 0), (struct sockaddr *)&a, sizeof a);
+	}
+	if (!strcmp(mode, "vsock-connect") && argc == 4) {
+		struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = atoi(argv[2]), .svm_port = atoi(argv[3]) };
+		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+		return fd;
+	}
+	if ((!strcmp(mode, "unix-listen") && argc == 3) || (!strcmp(mode, "unix-connect") && argc == 3) ||
+	    (!strcmp(mode, "hybrid-connect") && argc == 4)) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		if (strlen(argv[2]) >= sizeof a.sun_path) die("path");
+		strcpy(a.sun_path, argv[2]);
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (!strcmp(mode, "unix-listen")) { unlink(argv[2]); return listen_accept(fd, (struct sockaddr *)&a, sizeof a); }
+		if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+		if (!strcmp(mode, "hybrid-connect")) {
+			char line[64];
+			int n = snprintf(line, sizeof line, "CONNECT %s\n", argv[3]), got = 0;
+			if (write(fd, line, n) != n) die("write CONNECT");
+			while (got < (int)sizeof line - 1 && read(fd, line + got, 1) == 1 && line[got] != '\n') got++;
+			line[got] = 0;
+			if (strncmp(line, "OK ", 3)) { fprintf(stderr, "peer: no OK after CONNECT (got \"%s\")\n", line); exit(1); }
+			fprintf(stderr, "peer: %s\n", line);
+		}
+		return fd;
+	}
+	fprintf(stderr, "usage: peer tcp-listen PORT | tcp-connect ADDR PORT | vsock-listen PORT | vsock-connect CID PORT |\n"
+			"            unix-listen PATH | unix-connect PATH | hybrid-connect PATH PORT\n");
+	exit(2);
+}
+
+static double now(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 2) open_socket(1, argv);
+	int s = open_socket(argc, argv);
+	static char buf[65536];
+	struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = s, .events = POLLIN } };
+	int in_open = 1, sock_open = 1;
+	unsigned long long received = 0;
+	double first = 0, last = 0;
+	while (sock_open || in_open) {
+		p[0].fd = in_open ? 0 : -1;
+		p[1].fd = sock_open ? s : -1;
+		if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; die("poll"); }
+		if (in_open && p[0].revents) {
+			ssize_t n = read(0, buf, sizeof buf);
+			if (n <= 0) { in_open = 0; shutdown(s, SHUT_WR); }
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(s, buf + off, n - off);
+				if (w <= 0) die("write socket");
+				off += w;
+			}
+		}
+		if (p[1].revents) {
+			ssize_t n = read(s, buf, sizeof buf);
+			if (n < 0) die("read socket");
+			if (n == 0) { sock_open = 0; continue; }
+			last = now();
+			if (!received) first = last;
+			received += (unsigned long long)n;
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(1, buf + off, n - off);
+				if (w <= 0) die("write stdout");
+				off += w;
+			}
+		}
+	}
+	double t = last - first;
+	fprintf(stderr, "peer: received %llu bytes in %.3f s (%.1f Mbit/s)\n", received, t, t > 0 ? received * 8 / t / 1e6 : 0.0);
+	return 0;
+}
