@@ -29,6 +29,8 @@ SWIFT_RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -static-executa
 	-Xswiftc -use-ld=lld -Xswiftc -Xfrontend -Xswiftc -function-sections \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/bench/run-path.order -Xlinker --no-warn-symbol-ordering
 build: deps
+	@# SwiftPM does not see the order file as an input: relink when it changed.
+	@[ ! bench/run-path.order -nt $(RELEASE_BIN) ] || rm -f $$(readlink -f $(RELEASE_BIN))
 	$(SWIFT) build $(SWIFT_RELEASE_FLAGS) --product swiftvmm
 
 probe: deps

@@ -27,7 +27,8 @@ def executed(binary, cmdline, stdin, tmp, n):
     img = os.path.join(tmp, "disk.img")
     with open(img, "wb") as f:
         f.truncate(16 << 20)
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, "run", "--kernel", PROBE,
+    # --demangle=no: the names as nm prints them (the C++ runtime's included).
+    cmd = ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", binary, "run", "--kernel", PROBE,
            "--cmdline", cmdline, "--memory", "128", "--disk", img, "--rng"]
     p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=600)
     if p.returncode != 0:
@@ -54,7 +55,16 @@ def main():
         names |= executed(stripped, "console=ttyS0", shell, tmp, 2)
     symbols = set(subprocess.run(["nm", "--defined-only", "--format=just-symbols", binary], capture_output=True,
                                  text=True, check=True).stdout.split())
-    hot = sorted(n for n in names if n in symbols)
+    hot = {n for n in names if n in symbols}
+    # glibc picks memcpy, strlen, … variants by CPU (IFUNC), and valgrind's emulated CPU is
+    # not this host's: order every variant of a string function that ran in any variant.
+    variant = re.compile(r"^(__(?:mem|str|stp|wmem|wcs|raw)\w*?)_(?:sse2|ssse3|sse4|avx|evex|erms)\w*$")
+    bases = {m.group(1) for n in hot if (m := variant.match(n))} | {"__" + n for n in hot}
+    hot |= {n for n in symbols if (m := variant.match(n)) and m.group(1) in bases}
+    # Run before main by the static start-up code, outside what callgrind names: the
+    # entry point and glibc's IFUNC resolvers.
+    hot |= {n for n in symbols if n == "_start"}
+    hot = sorted(hot)
     with open(OUT, "w") as f:
         f.write("".join(s + "\n" for s in hot))
     print(f"order-file: {len(hot)} functions → {os.path.relpath(OUT, ROOT)}")
