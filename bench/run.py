@@ -1060,7 +1060,12 @@ def main():
     crashed = False
     t_all = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="swiftvmm-bench-") as tmp:
-        feat = features(tmp)
+        try:
+            feat = features(tmp)
+        except BenchError as e:
+            log(f"bench: probing swiftvmm's features FAILED: {e}")
+            print("STEPS: 0 ok, 1 failed (features)" + (", swiftvmm CRASHED" if isinstance(e, BenchCrash) else ""))
+            return 1
         meta["swiftvmm_features"] = feat
         virtio = feat["virtio"]
         scratch = os.path.join(tmp, "scratch.img")
@@ -1119,8 +1124,10 @@ def main():
     passed = sum(1 for b in B if b["pass"] is True)
     missed = [b["budget"] for b in B if b["pass"] is False]
     # The two lines a script reads; the exit status says the same (README of BENCHMARKS.md).
-    print(f"STEPS: {len([n for n, _ in steps if n in only]) - len(failed)} ok, {len(failed)} failed"
-          + (f" ({', '.join(failed)})" if failed else "") + (", swiftvmm CRASHED" if crashed else ""))
+    not_run = [n for n, _ in steps if n in only and n not in R and n + "_error" not in R]
+    print(f"STEPS: {sum(1 for n, _ in steps if n in R)} ok, {len(failed)} failed"
+          + (f" ({', '.join(failed)})" if failed else "") + (", swiftvmm CRASHED" if crashed else "")
+          + (f", {len(not_run)} not run ({', '.join(not_run)})" if not_run else ""))
     print(f"BUDGETS: {passed} passed, {len(missed)} missed" + (f" ({'; '.join(missed)})" if missed else ""))
     if failed or crashed:
         return 1
