@@ -38,6 +38,7 @@ PROBE_BZ = os.path.join(ROOT, "guests/out/probe.bzImage")
 PROBE_ELF = os.path.join(ROOT, "guests/out/probe.elf")
 NESTED_RUN = os.path.join(ROOT, "guests/nested/run")
 NESTED_LOCK = "/tmp/swiftvmm-nested.lock"  # one nested test bed at a time on this machine
+LOCK_BUSY = 75  # flock's status when another nested run held the lock for 600 s
 LINUX_KERNEL = "guests/out/linux/vmlinuz"
 LINUX_INITRD = "guests/out/linux/initramfs.cpio.gz"
 MEM_MIB = 128
@@ -692,6 +693,8 @@ def nested_failure_cause(r, finished):
         return f"swiftvmm crashed (status {vmm_status} in L1)"
     if not finished:
         return "the harness did not end within 840 s (killed)"
+    if r.status == LOCK_BUSY and out.find(b"NESTED-BEGIN") < 0:
+        return f"test bed busy: another nested run held {NESTED_LOCK} for 600 s"
     if r.status == 124:
         return "timeout: no SWIFTVMM-READY within 180 s" + ("" if out.find(b"NESTED-BEGIN") >= 0 else " (L1 never started swiftvmm)")
     if r.status == 125:
@@ -718,7 +721,7 @@ def bench_linux(reps, tmp):
         # A healthy run takes 7–15 s (75 s at load average 10); 180 s bounds a hung boot so
         # that make bench stays within its 15 minutes. No retries: a failed boot is counted
         # with its cause, and swiftvmm crashing stops the benchmark.
-        r = Run(["flock", "-w", "600", NESTED_LOCK, NESTED_RUN, "--timeout", "180", "--script", script], env=env)
+        r = Run(["flock", "-w", "600", "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", "180", "--script", script], env=env)
         ok = r.finish(timeout=840)  # up to 600 s waiting for another test bed, 180 s boot
         b, d = r.find(b"NESTED-BEGIN 1"), r.find(b"SWIFTVMM-READY")
         if ok and r.status == 0 and b >= 0 and d >= 0:
