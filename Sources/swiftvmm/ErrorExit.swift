@@ -1,5 +1,6 @@
 import KVMKit
 import VirtioDevices
+import VMMCore
 
 /// How an error ends the process: the documented exit code (README "Exit codes") and the
 /// one line for stderr (nil: nothing to print).
@@ -8,9 +9,16 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
     case let e as ExitCode:
         return (e.rawValue, nil)
     // The user's input was wrong: nothing was started.
-    case is ValidationError, is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError:
+    case is ValidationError, is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError,
+         is UsageFailure:
         return (VMMExit.badInput, "swiftvmm: \(error)")
-    // Accepted input, then a failure of the guest, the host or the VMM (RuntimeFailure, KVMError).
+    case let e as VMError:
+        switch e {
+        case .missingBootSource, .invalidConfiguration: return (VMMExit.badInput, "swiftvmm: \(error)")
+        case .illegal, .startFailed, .keyboardBusy: return (VMMExit.failure, "swiftvmm: \(error)")
+        }
+    // Accepted input, then a failure of the guest, the host or the VMM (RuntimeFailure,
+    // KVMError, EventLoopError).
     default:
         return (VMMExit.failure, "swiftvmm: \(error)")
     }

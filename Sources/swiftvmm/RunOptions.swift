@@ -16,6 +16,9 @@ struct RunOptions {
     var console: String = "serial"
     var noVirtioCommandLine = false
     var timings = false
+    var apiSock: String? = nil
+    var configFile: String? = nil
+    var id: String? = nil
 
     static let command = CommandSpec<RunOptions>(
         name: "run",
@@ -39,5 +42,8 @@ struct RunOptions {
             .value("console", "DEVICE", "Which guest device the host console (--serial) is connected to: serial (COM1, default) or hvc (virtio-console; COM1 output is still shown).") { $0.console = $1 },
             .flag("no-virtio-cmdline", "Do not append virtio_mmio.device= entries to the kernel command line (the DSDT declares the devices either way).") { $0.noVirtioCommandLine = true },
             .flag("timings", "Print start-up timings to stderr.") { $0.timings = true },
+            .value("api-sock", "PATH", "Serve Firecracker's control API on this Unix socket. Without --kernel the VM waits for InstanceStart.") { $0.apiSock = $1 },
+            .value("config-file", "PATH", "Configure and start the VM from a Firecracker configuration file (JSON).") { $0.configFile = $1 },
+            .value("id", "ID", "Instance id (GET /, logs), 1-64 letters, digits and '-'.") { $0.id = $1 },
         ])
 }

@@ -7,7 +7,7 @@ enum SwiftVMM {
         (RunOptions.command.name, RunOptions.command.abstract, { try RunOptions.command.parse($0, into: RunOptions()).runMachine() }),
         (AttachCommand.command.name, AttachCommand.command.abstract, { try AttachCommand.command.parse($0, into: AttachCommand()).run() }),
         (CheckCommand.command.name, CheckCommand.command.abstract, { try CheckCommand.command.parse($0, into: CheckCommand()).run() }),
-    ]
+    ] + ClientCommand.all.map { c in (c.spec.name, c.spec.abstract, { try c.spec.parse($0, into: ClientCommand.Options()).run(c) }) }
 
     /// Run the command line (without the program name). Throws `HelpRequest` for help.
     static func main(_ args: [String]) throws {
@@ -36,5 +36,7 @@ enum SwiftVMM {
         "OVERVIEW: \(abstract)\n\nUSAGE: swiftvmm SUBCOMMAND [OPTIONS]\n\nSUBCOMMANDS:\n"
             + helpColumns(subcommands.map { ($0.name, $0.abstract) })
             + "\nSee 'swiftvmm help SUBCOMMAND' or 'swiftvmm SUBCOMMAND --help' for its options.\n"
+            + "Firecracker's command line works too: swiftvmm --api-sock PATH [--config-file FILE]\n"
+            + "(swiftvmm --api-sock X --help lists its flags).\n"
     }
 }

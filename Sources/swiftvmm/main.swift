@@ -1,10 +1,23 @@
 import Glibc
+import KVMKit
+import VMMCore
 
 /// When main started (CLOCK_MONOTONIC), before argument parsing: `--timings` counts from here.
 let mainStartNanoseconds = monotonicNanoseconds()
 
 do {
-    try SwiftVMM.main(Array(CommandLine.arguments.dropFirst()))
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    // `swiftvmm --help` alone is swiftvmm's own help (which points to Firecracker's).
+    if arguments != ["--help"], arguments != ["-h"],
+       FirecrackerCommandLine.applies(program: CommandLine.arguments.first ?? "", arguments: arguments) {
+        switch try FirecrackerCommandLine.parse(arguments) {
+        case .run(let managed): try managed.run()
+        case .version: print("swiftvmm \(APIController.version) (Firecracker API)")
+        case .help: print(FirecrackerCommandLine.help)
+        }
+    } else {
+        try SwiftVMM.main(arguments)
+    }
     exit(VMMExit.success)
 } catch let help as HelpRequest {
     print(help.text, terminator: help.text.hasSuffix("\n") ? "" : "\n")

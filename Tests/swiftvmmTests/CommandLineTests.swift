@@ -55,8 +55,8 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testUsageErrorsNameTheProblem() {
-        XCTAssertEqual(usageError([]), "missing subcommand: run, attach or check (swiftvmm --help)")
-        XCTAssertEqual(usageError(["boot"]), "unknown subcommand 'boot': use run, attach or check (swiftvmm --help)")
+        XCTAssertEqual(usageError([]), "missing subcommand: run, attach, check, info, pause, resume, stop, metrics, config or api (swiftvmm --help)")
+        XCTAssertEqual(usageError(["boot"]), "unknown subcommand 'boot': use run, attach, check, info, pause, resume, stop, metrics, config or api (swiftvmm --help)")
         XCTAssertEqual(usageError(["run", "--frobnicate", "x"]), "run: unknown option '--frobnicate' (swiftvmm run --help)")
         XCTAssertEqual(usageError(["run", "-x"]), "run: unknown option '-x' (swiftvmm run --help)")
         XCTAssertEqual(usageError(["run", "--memory", "lots"]), "--memory lots: not a number")
@@ -66,6 +66,20 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(usageError(["attach"]), "attach: missing PATH (swiftvmm attach --help)")
         XCTAssertEqual(usageError(["attach", "a", "b"]), "attach: unexpected argument 'b' (swiftvmm attach --help)")
         XCTAssertEqual(usageError(["check", "--json=1"]), "--json takes no value")
+        XCTAssertEqual(usageError(["info"]), "info: --api-sock PATH is required (swiftvmm info --help)")
+        XCTAssertEqual(usageError(["api", "--api-sock", "s"]), "api: missing METHOD (swiftvmm api --help)")
+        XCTAssertEqual(usageError(["api", "--api-sock", "s", "DELETE", "/"]), "DELETE: use GET, PUT or PATCH")
+    }
+
+    func testAVariadicLastArgumentTakesTheRest() throws {
+        let spec = ClientCommand.all.first { $0.spec.name == "api" }!.spec
+        let o = try spec.parse(["--api-sock", "s", "PUT", "/machine-config", "vcpu_count:=2", "mem_size_mib:=256"],
+                               into: ClientCommand.Options())
+        XCTAssertEqual(o.socket, "s")
+        XCTAssertEqual([o.method, o.path], ["PUT", "/machine-config"])
+        XCTAssertEqual(o.body, ["vcpu_count:=2", "mem_size_mib:=256"])
+        XCTAssertEqual(try spec.parse(["GET", "/"], into: ClientCommand.Options()).body, [])
+        XCTAssertTrue(try helpText(["api", "--help"]).contains("USAGE: swiftvmm api [--api-sock PATH] METHOD PATH [BODY...]"))
     }
 
     func testPositionalsShortFlagsAndDoubleDash() throws {
@@ -89,7 +103,9 @@ final class CommandLineTests: XCTestCase {
 
     func testHelpListsEveryOptionAndSubcommand() throws {
         let top = try helpText(["--help"])
-        for s in ["run", "attach", "check"] { XCTAssertTrue(top.contains("\n  \(s) "), top) }
+        for s in ["run", "attach", "check", "info", "pause", "resume", "stop", "metrics", "config", "api"] {
+            XCTAssertTrue(top.contains("\n  \(s) "), top)
+        }
         XCTAssertEqual(try helpText(["-h"]), top)
         XCTAssertEqual(try helpText(["help"]), top)
         let run = try helpText(["run", "--help"])

@@ -6,7 +6,7 @@ extension CommandSpec {
             let v = o.valueName.map { " " + $0 } ?? ""
             usage.append("[--\(o.name)\(v)]" + (o.repeatable ? "..." : ""))
         }
-        usage += arguments.map { $0.name }
+        usage += arguments.map { $0.variadic ? "[\($0.name)...]" : $0.name }
         var rows: [(String, String)] = arguments.map { ($0.name, $0.help) }
         for o in options {
             let short = o.short.map { "-\($0), " } ?? ""
@@ -15,7 +15,10 @@ extension CommandSpec {
         rows.append(("-h, --help", "Show this help."))
         var text = "OVERVIEW: \(abstract)\n\nUSAGE: " + wrapped(usage, indent: 7, width: helpWidth) + "\n\n"
         text += (arguments.isEmpty ? "OPTIONS:\n" : "ARGUMENTS AND OPTIONS:\n") + helpColumns(rows)
-        if !discussion.isEmpty { text += "\n" + wrapped(discussion.split(separator: " ").map(String.init), indent: 0, width: helpWidth) }
+        // Each line of the discussion is a paragraph; lines starting with spaces are examples, kept as they are.
+        for line in discussion.split(separator: "\n") {
+            text += "\n" + (line.hasPrefix(" ") ? String(line) : wrapped(line.split(separator: " ").map(String.init), indent: 0, width: helpWidth))
+        }
         return text
     }
 }

@@ -58,13 +58,14 @@ extension CommandSpec {
             }
             try option.apply(&o, value)
         }
-        guard positionals.count <= arguments.count else {
+        let required = arguments.filter { !$0.variadic }
+        guard positionals.count <= required.count || arguments.last?.variadic == true else {
             throw ValidationError("\(name): unexpected argument '\(positionals[arguments.count])' (swiftvmm \(name) --help)")
         }
-        guard positionals.count == arguments.count else {
-            throw ValidationError("\(name): missing \(arguments[positionals.count].name) (swiftvmm \(name) --help)")
+        guard positionals.count >= required.count else {
+            throw ValidationError("\(name): missing \(required[positionals.count].name) (swiftvmm \(name) --help)")
         }
-        for (a, v) in zip(arguments, positionals) { try a.apply(&o, v) }
+        for (i, v) in positionals.enumerated() { try arguments[min(i, arguments.count - 1)].apply(&o, v) }
         return o
     }
 }

@@ -43,11 +43,20 @@ struct CommandOption<Options> {
     }
 }
 
-/// One required positional argument.
+/// One positional argument: required, or (the last one only) variadic, taking every
+/// remaining word, none included.
 struct CommandArgument<Options> {
     let name: String
     let help: String
+    var variadic = false
     let apply: (inout Options, String) throws -> Void
+
+    init(name: String, help: String, variadic: Bool = false, _ apply: @escaping (inout Options, String) throws -> Void) {
+        self.name = name
+        self.help = help
+        self.variadic = variadic
+        self.apply = apply
+    }
 }
 
 /// A command line that cannot be used (an unknown option, a missing or malformed value):
