@@ -36,7 +36,7 @@ enum SwiftVMM {
         "OVERVIEW: \(abstract)\n\nUSAGE: swiftvmm SUBCOMMAND [OPTIONS]\n\nSUBCOMMANDS:\n"
             + helpColumns(subcommands.map { ($0.name, $0.abstract) })
             + "\nSee 'swiftvmm help SUBCOMMAND' or 'swiftvmm SUBCOMMAND --help' for its options.\n"
-            + "Firecracker's command line works too: swiftvmm --api-sock PATH [--config-file FILE]\n"
+            + "Firecracker's command line works too: swiftvmm --api-sock PATH [FLAGS]\n"
             + "(swiftvmm --api-sock X --help lists its flags).\n"
     }
 }
