@@ -123,7 +123,13 @@ public final class APIController: Sendable {
             guard n.mtu == nil else { throw APIError(.badRequest, "mtu: not supported; the interface's MTU is the tap's") }
             if let r = n.rxRateLimiter { options.rxLimit = try RateLimiterConfig(r, at: "rx_rate_limiter") }
             if let r = n.txRateLimiter { options.txLimit = try RateLimiterConfig(r, at: "tx_rate_limiter") }
-            try vm.configure { try $0.upsertNetworkInterface(options) }
+            try vm.configure { c in
+                try c.upsertNetworkInterface(options)
+                // Opened (and closed) now, as Firecracker does, so a wrong tap fails here.
+                do { _ = try TapBackend(name: n.hostDevName) } catch {
+                    throw APIError(.badRequest, "network interface \(n.ifaceID): \(error)")
+                }
+            }
         case .patchNetworkInterface(let u):
             let rx = try u.rxRateLimiter.map { try RateLimiterConfig($0, at: "rx_rate_limiter") }
             let tx = try u.txRateLimiter.map { try RateLimiterConfig($0, at: "tx_rate_limiter") }
