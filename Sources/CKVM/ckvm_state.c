@@ -18,4 +18,3 @@ int ckvm_set_irqchip(int fd, const struct kvm_irqchip *c) { IOCTL(fd, KVM_SET_IR
 int ckvm_get_pit2(int fd, struct kvm_pit_state2 *p) { IOCTL(fd, KVM_GET_PIT2, p); }
 int ckvm_set_pit2(int fd, const struct kvm_pit_state2 *p) { IOCTL(fd, KVM_SET_PIT2, p); }
 int ckvm_get_clock(int fd, struct kvm_clock_data *c) { IOCTL(fd, KVM_GET_CLOCK, c); }
-int ckvm_clear_dirty_log(int fd, struct kvm_clear_dirty_log *l) { IOCTL(fd, KVM_CLEAR_DIRTY_LOG, l); }

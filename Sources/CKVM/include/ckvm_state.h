@@ -24,7 +24,6 @@ int ckvm_set_irqchip(int vm_fd, const struct kvm_irqchip *chip);
 int ckvm_get_pit2(int vm_fd, struct kvm_pit_state2 *pit);
 int ckvm_set_pit2(int vm_fd, const struct kvm_pit_state2 *pit);
 int ckvm_get_clock(int vm_fd, struct kvm_clock_data *clock);
-int ckvm_clear_dirty_log(int vm_fd, struct kvm_clear_dirty_log *log);
 
 // Atomic OR into a dirty bitmap word (device writes may race with each other).
 static inline void ckvm_atomic_or_u64(uint64_t *word, uint64_t bits) { __atomic_fetch_or(word, bits, __ATOMIC_RELAXED); }

@@ -82,7 +82,7 @@ public final class VirtioConsole: VirtioDevice {
             guard let chain = try queue.pop() else { break }
             var written: UInt64 = 0
             for b in chain.writable {
-                let n = input.read(into: try memory.slice(at: b.address, length: UInt64(b.length)))
+                let n = try memory.withMutableSlice(at: b.address, length: UInt64(b.length)) { input.read(into: $0) }
                 written += UInt64(n)
                 if n < Int(b.length) { break }
             }
@@ -108,7 +108,7 @@ public final class VirtioConsole: VirtioDevice {
                 defer { position += length }
                 if position + length <= start { continue }
                 let skip = start > position ? start - position : 0
-                let bytes = try memory.slice(at: b.address + skip, length: length - skip)
+                let bytes = try memory.readSlice(at: b.address + skip, length: length - skip)
                 let room = UInt64(max(0, output.capacity - output.count))
                 let n = min(room, length - skip)
                 output.write(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<Int(n)]))
