@@ -35,6 +35,7 @@ int ckvm_enable_cap(int fd, const struct kvm_enable_cap *c) { IOCTL(fd, KVM_ENAB
 int ckvm_set_clock(int fd, const struct kvm_clock_data *c) { IOCTL(fd, KVM_SET_CLOCK, c); }
 
 int ckvm_run(int fd) { IOCTL(fd, KVM_RUN, 0); }
+int ckvm_kvmclock_ctrl(int fd) { IOCTL(fd, KVM_KVMCLOCK_CTRL, 0); }
 int ckvm_get_regs(int fd, struct kvm_regs *r) { IOCTL(fd, KVM_GET_REGS, r); }
 int ckvm_set_regs(int fd, const struct kvm_regs *r) { IOCTL(fd, KVM_SET_REGS, r); }
 int ckvm_get_sregs(int fd, struct kvm_sregs *s) { IOCTL(fd, KVM_GET_SREGS, s); }

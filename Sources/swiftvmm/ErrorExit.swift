@@ -1,6 +1,7 @@
 import ArgumentParser
 import KVMKit
 import VirtioDevices
+import VMMCore
 
 /// How an error ends the process: the documented exit code (README "Exit codes") and the
 /// one line for stderr (nil: nothing to print, e.g. help text goes to stdout).
@@ -12,7 +13,12 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
     case is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError:
         return (VMMExit.badInput, "swiftvmm: \(error)")
     // Accepted input, then a failure of the guest, the host or the VMM.
-    case is RuntimeFailure, is KVMError:
+    case let e as VMError:
+        switch e {
+        case .missingBootSource, .invalidConfiguration: return (VMMExit.badInput, "swiftvmm: \(error)")
+        case .illegal, .startFailed, .keyboardBusy: return (VMMExit.failure, "swiftvmm: \(error)")
+        }
+    case is RuntimeFailure, is KVMError, is EventLoopError:
         return (VMMExit.failure, "swiftvmm: \(error)")
     default:
         // ArgumentParser's own errors: help and version succeed, everything else is a

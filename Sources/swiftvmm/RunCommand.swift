@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import KVMKit
 import VirtioDevices
+import VMMCore
 
 /// `swiftvmm run`: boot a Linux kernel (or the probe kernel) with its console on the terminal.
 struct RunCommand: ParsableCommand, RunOptions {
@@ -60,93 +61,89 @@ struct RunCommand: ParsableCommand, RunOptions {
 extension RunOptions {
     func runMachine() throws {
         let clockAtStart = mainStartNanoseconds
-        let config = try makeConfiguration()
-        let consoleMode = try ConsoleMode(parsing: serial)
-        guard console == "serial" || console == "hvc" else { throw ValidationError("--console \(console): use serial or hvc") }
-        let diskOptions = try disks.map { try DiskOptions(parsing: $0) }
-        let kvm: KVM
-        do { kvm = try KVM() } catch { throw RuntimeFailure("\(error)") }
-        let machine = try Machine(configuration: config, kvm: kvm)
-        let loop = try EventLoop()
-        for (i, d) in diskOptions.enumerated() {
-            try VirtioMachineAttachment.attach(try VirtioBlock(options: d), name: "virtio-blk \(i) (\(d.path))", to: machine, loop: loop)
-        }
-        if rng { try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop) }
-        var guestPort: ConsoleGuestPort = SerialConsolePort(machine: machine)
-        if console == "hvc" {
-            let hvc = try VirtioConsole()
-            try VirtioMachineAttachment.attach(hvc, name: "virtio-console", to: machine, loop: loop)
-            guestPort = try MergedConsolePort(primary: VirtioConsolePort(hvc), alsoOutputFrom: guestPort, loop: loop)
-        }
-        try machine.boot(extraCommandLine: noVirtioCommandLine ? "" : machine.virtioCommandLine)
-        let built = monotonicNanoseconds()
+        let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
+            do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
+        })
+        try vm.start()
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
+        let reason = vm.waitForStop()
+        vm.shutdown()
+        reportExit(of: vm, clockAtStart: clockAtStart)
+        try finish(reason)
+    }
 
-        let console = ConsoleBackend(mode: consoleMode, port: guestPort, loop: loop) {
-            machine.requestStop(.hostRequest("Ctrl-A x"))
-        }
-        try console.start()
-        do {
-            try loop.start()
-            try machine.start()
-        } catch {
-            machine.shutdown(); loop.stop(); loop.join(); console.shutdown()
-            throw RuntimeFailure("\(error)")
-        }
-        let reason = machine.wait()
-        machine.shutdown()
-        loop.stop()
-        loop.join()
-        console.shutdown()
-
-        if timings, let first = machine.firstRunTime {
-            let firstRun = Int64(first.tv_sec) * 1_000_000_000 + Int64(first.tv_nsec)
-            warn("timings: main → machine built \(milliseconds(built - clockAtStart)) ms, main → first KVM_RUN \(milliseconds(firstRun - clockAtStart)) ms")
-            // Absolute CLOCK_MONOTONIC values, so a harness can measure from its own exec.
-            warn("timings: monotonic ns main=\(clockAtStart) first-KVM_RUN=\(firstRun)")
-        }
-        let dropped = machine.serialOutput.droppedBytes
-        if dropped > 0 { warn("\(dropped) bytes of guest console output were dropped (the console was too slow)") }
-        let unhandled = machine.portIO.unhandled.readCount + machine.portIO.unhandled.writeCount
-            + machine.mmio.unhandled.readCount + machine.mmio.unhandled.writeCount
-        if timings {
-            var line = "unhandled accesses: \(unhandled); COM1 transmitted \(machine.serial.metrics.transmittedBytes) bytes"
-            if let m = machine.serialMMIO { line += ", MMIO 16550 transmitted \(m.metrics.transmittedBytes) bytes" }
-            warn(line)
-        }
-
-        switch reason {
-        case .powerOff, .hostRequest:
-            return
-        case .reset:
-            warn("guest reset")
-        case .guestCrash(let why, let dump):
-            warn("guest crashed: \(why)")
-            fputs(dump + "\n", stderr)
-            throw ExitCode(VMMExit.failure)
-        case .vmmError(let why):
-            throw RuntimeFailure(why)
+    /// `--timings`, dropped console output and unhandled accesses, on stderr.
+    private func reportExit(of vm: MicroVM, clockAtStart: Int64) {
+        let built = vm.builtAt ?? clockAtStart
+        vm.withMachine { machine in
+            if timings, let first = machine.firstRunTime {
+                let firstRun = Int64(first.tv_sec) * 1_000_000_000 + Int64(first.tv_nsec)
+                warn("timings: main → machine built \(milliseconds(built - clockAtStart)) ms, main → first KVM_RUN \(milliseconds(firstRun - clockAtStart)) ms")
+                // Absolute CLOCK_MONOTONIC values, so a harness can measure from its own exec.
+                warn("timings: monotonic ns main=\(clockAtStart) first-KVM_RUN=\(firstRun)")
+            }
+            let dropped = machine.serialOutput.droppedBytes
+            if dropped > 0 { warn("\(dropped) bytes of guest console output were dropped (the console was too slow)") }
+            let unhandled = machine.portIO.unhandled.readCount + machine.portIO.unhandled.writeCount
+                + machine.mmio.unhandled.readCount + machine.mmio.unhandled.writeCount
+            if timings {
+                var line = "unhandled accesses: \(unhandled); COM1 transmitted \(machine.serial.metrics.transmittedBytes) bytes"
+                if let m = machine.serialMMIO { line += ", MMIO 16550 transmitted \(m.metrics.transmittedBytes) bytes" }
+                warn(line)
+            }
         }
     }
 
-    func makeConfiguration() throws -> MachineConfiguration {
+    func makeVMConfiguration() throws -> VMConfiguration {
+        var c = VMConfiguration()
         let kernelPath = try kernel ?? DefaultGuest.probeKernelPath()
-        var c = MachineConfiguration(kernelPath: kernelPath, initrdPath: initrd,
-                                     commandLine: cmdline ?? (kernel == nil ? "console=ttyS0" : MachineConfiguration.defaultCommandLine),
-                                     memoryMiB: memory, cpus: cpus)
-        if let s = serialMMIO {
-            guard let a = parseInteger(s) else { throw ValidationError("--serial-mmio \(s): not an address (use e.g. 0xd1000000)") }
-            c.serialMMIOAddress = a
-        }
+        var boot = VMConfiguration.BootSource(kernelPath: kernelPath, initrdPath: initrd,
+                                              bootArgs: cmdline ?? (kernel == nil ? "console=ttyS0" : MachineConfiguration.defaultCommandLine))
         switch elfEntry {
         case nil: break
-        case "linux64"?: c.elfEntry = .linux64
-        case "pvh"?: c.elfEntry = .pvh
+        case "linux64"?: boot.elfEntry = .linux64
+        case "pvh"?: boot.elfEntry = .pvh
         case let other?: throw ValidationError("--elf-entry \(other): use linux64 or pvh")
         }
+        c.bootSource = boot
+        c.machine.memSizeMiB = memory
+        c.machine.vcpuCount = cpus
+        c.console.mode = try ConsoleMode(parsing: serial)
+        switch console {
+        case "serial": c.console.device = .serial
+        case "hvc": c.console.device = .hvc
+        default: throw ValidationError("--console \(console): use serial or hvc")
+        }
+        if let s = serialMMIO {
+            guard let a = parseInteger(s) else { throw ValidationError("--serial-mmio \(s): not an address (use e.g. 0xd1000000)") }
+            c.console.serialMMIOAddress = a
+        }
+        for text in disks {
+            // `run` flushes for real (writeback); the id (the guest's serial) defaults to the file name.
+            let d = try DiskOptions(parsing: text)
+            c.drives.append(.init(id: d.serial, path: d.path, readOnly: d.readOnly, cacheType: .writeback))
+        }
+        c.entropy = rng
+        c.virtioCommandLine = !noVirtioCommandLine
         return c
+    }
+}
+
+/// How a stopped VM ends the process (README "Exit codes").
+func finish(_ reason: MachineStopReason) throws {
+    switch reason {
+    case .powerOff, .hostRequest:
+        return
+    case .reset:
+        warn("guest reset")
+    case .guestCrash(let why, let dump):
+        warn("guest crashed: \(why)")
+        fputs(dump + "\n", stderr)
+        throw ExitCode(VMMExit.failure)
+    case .vmmError(let why):
+        throw RuntimeFailure(why)
     }
 }
 
@@ -158,11 +155,6 @@ struct RuntimeFailure: Error, CustomStringConvertible {
 
 func warn(_ s: String) { fputs("swiftvmm: \(s)\n", stderr) }
 
-func monotonicNanoseconds() -> Int64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
-}
 
 func isPVMHost() -> Bool { access("/sys/module/kvm_pvm", F_OK) == 0 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import KVMKit
 
 /// When main started (CLOCK_MONOTONIC), before argument parsing: `--timings` counts from here.
 let mainStartNanoseconds = monotonicNanoseconds()

@@ -218,7 +218,7 @@ final class IASLTests: XCTestCase {
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: acpiexec)
-        p.arguments = ["-b", "evaluate \\_SB.VR02._CRS; evaluate \\_SB.COM1._HID; sleep 5", "facp.dat", "dsdt.dat", "apic.dat"]
+        p.arguments = ["-b", "evaluate \\_SB.VR02._CRS; evaluate \\_SB.COM1._HID; evaluate \\_SB.KBD0._HID; sleep 5", "facp.dat", "dsdt.dat", "apic.dat"]
         p.currentDirectoryURL = workDir
         let pipe = Pipe()
         p.standardOutput = pipe
@@ -227,9 +227,10 @@ final class IASLTests: XCTestCase {
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0, out)
-        XCTAssertTrue(out.contains("6 Devices"), out)
+        XCTAssertTrue(out.contains("7 Devices"), out)  // COM1, RTC0, KBD0, COM2, VR00–VR02
         XCTAssertTrue(flat(out).contains("0000: 86 09 00 01 00 20 00 D0 00 10 00 00 89 06 00 03"), out)
-        XCTAssertTrue(out.contains("[Integer] = 000000000105D041"), out)
+        XCTAssertTrue(out.contains("[Integer] = 000000000105D041"), out)  // PNP0501
+        XCTAssertTrue(out.contains("[Integer] = 000000000303D041"), out)  // PNP0303, the keyboard
         XCTAssertTrue(out.contains("Sleep-A: 05"), out)
         XCTAssertTrue(out.contains("HwExtendedSleep"), "hardware-reduced sleep path:\n\(out)")
         for bad in ["Error", "Warning", "ACPI Exception", "AE_"] {

@@ -34,6 +34,8 @@ int ckvm_set_clock(int vm_fd, const struct kvm_clock_data *clock);
 
 // ---- vCPU ----
 int ckvm_run(int vcpu_fd);
+/* Tell the guest (kvmclock) that it was paused, so its soft-lockup watchdog stays quiet. */
+int ckvm_kvmclock_ctrl(int vcpu_fd);
 int ckvm_get_regs(int vcpu_fd, struct kvm_regs *regs);
 int ckvm_set_regs(int vcpu_fd, const struct kvm_regs *regs);
 int ckvm_get_sregs(int vcpu_fd, struct kvm_sregs *sregs);

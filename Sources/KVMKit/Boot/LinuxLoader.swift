@@ -11,7 +11,7 @@ public enum InitrdSource {
 }
 
 /// Which entry to use for an ELF kernel.
-public enum ELFEntryKind: Equatable {
+public enum ELFEntryKind: Equatable, Sendable {
     /// startup_64 through the 64-bit boot protocol (boot_params, identity paging).
     case linux64
     /// The PVH 32-bit entry (hvm_start_info, paging off).

@@ -4,9 +4,12 @@ import Synchronization
 public enum BusError: Error, CustomStringConvertible, Equatable {
     case overlap(name: String, base: UInt64, size: UInt64, existing: String)
     case emptyRange(name: String)
+    /// The vCPUs are running: the table is read without locks and must not change.
+    case sealed(name: String)
 
     public var description: String {
         switch self {
+        case .sealed(let n): return "\(n): cannot attach a device after the vCPUs started"
         case .overlap(let n, let b, let s, let e): return "\(n) at \(hex(b))+\(hex(s)) overlaps \(e)"
         case .emptyRange(let n): return "\(n) has an empty address range"
         }
@@ -23,8 +26,13 @@ struct RangeTable<Device> {
         let device: Device
     }
     private(set) var entries: [Entry] = []
+    /// Set before the vCPU threads start (which orders it before their reads).
+    private(set) var isSealed = false
+
+    mutating func seal() { isSealed = true }
 
     mutating func insert(base: UInt64, size: UInt64, name: String, device: Device) throws {
+        guard !isSealed else { throw BusError.sealed(name: name) }
         guard size > 0 else { throw BusError.emptyRange(name: name) }
         for e in entries where base < e.base &+ e.size && e.base < base &+ size {
             throw BusError.overlap(name: name, base: base, size: size, existing: e.name)
@@ -76,6 +84,9 @@ public final class PortIOBus: @unchecked Sendable {
         try table.insert(base: UInt64(base), size: UInt64(count), name: name, device: device)
     }
 
+    /// Freeze the table; called before the vCPU threads start.
+    public func seal() { table.seal() }
+
     public var attached: [(name: String, base: UInt16, count: UInt16)] {
         table.entries.map { ($0.name, UInt16($0.base), UInt16($0.size)) }
     }
@@ -125,6 +136,9 @@ public final class MMIOBus: @unchecked Sendable {
     public func attach(_ device: MMIODevice, base: UInt64, size: UInt64, name: String) throws {
         try table.insert(base: base, size: size, name: name, device: device)
     }
+
+    /// Freeze the table; called before the vCPU threads start.
+    public func seal() { table.seal() }
 
     public var attached: [(name: String, base: UInt64, size: UInt64)] {
         table.entries.map { ($0.name, $0.base, $0.size) }

@@ -1,9 +1,11 @@
-/// A minimal i8042 keyboard controller: enough for a guest to find a sane, idle controller
-/// and, above all, to reset the machine the PC way (`reboot=k`: command 0xFE to port 0x64).
+/// A minimal i8042 keyboard controller with an idle AT keyboard behind it: enough for a
+/// guest to find a sane controller, to reset the machine the PC way (`reboot=k`: command
+/// 0xFE to port 0x64), and to receive Ctrl-Alt-Del (`pressCtrlAltDel`, the API's
+/// `SendCtrlAltDel`), which Linux answers with a reboot.
 ///
 /// Attach at base 0x60 covering 0x60–0x64: offset 0 is the data port, offset 4 the
-/// status (read) / command (write) port. There is no keyboard or mouse behind it and no
-/// IRQ 1/12: commands are answered through the output buffer, which a guest polls.
+/// status (read) / command (write) port. Keyboard bytes raise IRQ 1 (one edge per byte
+/// waiting, while the command byte enables it); there is no mouse and no IRQ 12.
 /// A reset (command 0xFE — any pulse command 0xF0–0xFF with bit 0 clear — or writing the
 /// output port with bit 0 = 0) calls the injected handler, outside the lock.
 public final class I8042: PortIODevice, @unchecked Sendable {
@@ -99,7 +101,27 @@ public final class I8042: PortIODevice, @unchecked Sendable {
         static let ack: UInt8 = 0xFA
         /// Basic assurance test passed (after a reset command).
         static let selfTestPassed: UInt8 = 0xAA
+        /// Reply to the echo command.
+        static let echo: UInt8 = 0xEE
+        /// Identify: an MF2 keyboard (0xAB 0x83).
+        static let identity: [UInt8] = [0xAB, 0x83]
     }
+
+    /// Keyboard commands (data-port bytes) that take a parameter byte.
+    enum KeyboardCommand {
+        static let setLEDs: UInt8 = 0xED
+        static let echo: UInt8 = 0xEE
+        static let scanCodeSet: UInt8 = 0xF0
+        static let identify: UInt8 = 0xF2
+        static let setTypematic: UInt8 = 0xF3
+        static let reset: UInt8 = 0xFF
+        static let withParameter: Set<UInt8> = [setLEDs, scanCodeSet, setTypematic]
+    }
+
+    /// Make codes of Ctrl, Alt and Delete in scan code set 1 (what the guest reads when the
+    /// controller translates) and set 2 (untranslated).
+    static let ctrlAltDelSet1: [UInt8] = [0x1D, 0x38, 0xE0, 0x53]
+    static let ctrlAltDelSet2: [UInt8] = [0x14, 0x11, 0xE0, 0x71]
 
     /// Replies queued beyond this are dropped (a guest can only poll them one by one).
     static let outputQueueLimit = 16
@@ -150,6 +172,9 @@ public final class I8042: PortIODevice, @unchecked Sendable {
 
     private let lock = DeviceLock()
     private let resetHandler: () -> Void
+    private let interrupt: InterruptLine?
+    /// The keyboard command (0xED, 0xF0, 0xF3) waiting for its parameter, or nil.
+    private var keyboardPending: UInt8?
     private var commandByte = CommandByte.resetValue
     private var outputPort = OutputPort.systemResetInactive | OutputPort.a20Gate
     private var outputQueue: [(byte: UInt8, fromAux: Bool)] = []
@@ -159,8 +184,23 @@ public final class I8042: PortIODevice, @unchecked Sendable {
 
     /// `onReset` runs on the vCPU thread that asked for the reset, without the lock held;
     /// it should make the VMM stop the machine ("guest reset") and return.
-    public init(onReset: @escaping () -> Void) {
+    /// `interrupt` is IRQ 1 (nil: a polled controller, as in unit tests).
+    public init(interrupt: InterruptLine? = nil, onReset: @escaping () -> Void) {
+        self.interrupt = interrupt
         resetHandler = onReset
+    }
+
+    /// Put Ctrl, Alt and Delete key presses in the output buffer, as a keyboard would send
+    /// them, and interrupt the guest. False if the keyboard is disabled or the buffer has
+    /// no room for the whole sequence (nothing is queued then).
+    public func pressCtrlAltDel() -> Bool {
+        lock.withLock {
+            let codes = commandByte & CommandByte.translate != 0 ? I8042.ctrlAltDelSet1 : I8042.ctrlAltDelSet2
+            guard commandByte & CommandByte.keyboardDisabled == 0,
+                  outputQueue.count + codes.count <= I8042.outputQueueLimit else { return false }
+            for c in codes { queue(c) }
+            return true
+        }
     }
 
     public func captureState() -> State {
@@ -194,7 +234,10 @@ public final class I8042: PortIODevice, @unchecked Sendable {
         lock.withLock {
             switch offset {
             case Port.data:
-                if !outputQueue.isEmpty { lastData = outputQueue.removeFirst().byte }
+                if !outputQueue.isEmpty {
+                    lastData = outputQueue.removeFirst().byte
+                    if let next = outputQueue.first, !next.fromAux { raiseKeyboardInterruptLocked() }
+                }
                 return UInt32(lastData)
             case Port.statusCommand:
                 return UInt32(statusLocked)
@@ -275,15 +318,40 @@ public final class I8042: PortIODevice, @unchecked Sendable {
         case .toAux:
             break  // no mouse
         case .none:
-            // A byte for the keyboard: acknowledge it like a present, idle keyboard would.
-            queue(KeyboardReply.ack)
-            if byte == 0xFF { queue(KeyboardReply.selfTestPassed) }  // reset and self-test
+            keyboardByteLocked(byte)
         }
         return false
+    }
+
+    /// A byte for the keyboard: answered as a present, idle MF2 keyboard would.
+    private func keyboardByteLocked(_ byte: UInt8) {
+        if let command = keyboardPending {
+            keyboardPending = nil
+            queue(KeyboardReply.ack)
+            // "Get scan code set" (parameter 0) reports set 2.
+            if command == KeyboardCommand.scanCodeSet && byte == 0 { queue(0x02) }
+            return
+        }
+        switch byte {
+        case KeyboardCommand.echo: queue(KeyboardReply.echo)
+        case KeyboardCommand.identify: queue(KeyboardReply.ack); for b in KeyboardReply.identity { queue(b) }
+        case KeyboardCommand.reset: queue(KeyboardReply.ack); queue(KeyboardReply.selfTestPassed)
+        case _ where KeyboardCommand.withParameter.contains(byte):
+            keyboardPending = byte
+            queue(KeyboardReply.ack)
+        default: queue(KeyboardReply.ack)
+        }
     }
 
     private func queue(_ byte: UInt8, fromAux: Bool = false) {
         guard outputQueue.count < I8042.outputQueueLimit else { return }
         outputQueue.append((byte, fromAux))
+        if !fromAux && outputQueue.count == 1 { raiseKeyboardInterruptLocked() }
+    }
+
+    /// One IRQ 1 edge for the byte now at the head of the output buffer.
+    private func raiseKeyboardInterruptLocked() {
+        guard commandByte & CommandByte.keyboardInterrupt != 0 else { return }
+        interrupt?.trigger()
     }
 }

@@ -65,6 +65,8 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
     // Host-side bookkeeping, not guest state.
     private var interruptLevel = false
     private var hostIsWaitingForSpace = false
+    /// The VM is paused: host input waits on the host side (no FIFO or interrupt change).
+    private var paused = false
     private var counters = Metrics()
 
     /// Counters for diagnostics (not part of `State`).
@@ -246,7 +248,7 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
 
     private var inputSpaceLocked: Int {
         // In loopback the receiver is disconnected from the line (PC16550D §8.6.4).
-        if loopbackEnabled { return 0 }
+        if loopbackEnabled || paused { return 0 }
         if flowControl == .requestToSend && (modemControl & MCR.requestToSend) == 0 { return 0 }
         return max(0, receiveLimit - receiveCount)
     }
@@ -456,5 +458,17 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
         case 2: return 0xFFFF
         default: return 0xFFFF_FFFF
         }
+    }
+}
+
+extension Serial16550: Pausable {
+    public func pause() { lock.withLock { paused = true } }
+
+    public func resume() {
+        let notify = lock.withLock { () -> (() -> Void)? in
+            paused = false
+            return takeInputSpaceNotificationLocked()
+        }
+        notify?()
     }
 }

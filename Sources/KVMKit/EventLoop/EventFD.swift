@@ -30,3 +30,27 @@ public final class EventFD: @unchecked Sendable {
         return n == 8 ? value : 0
     }
 }
+
+extension EventFD {
+    /// Block until the counter is non-zero, then reset it. `timeoutMillis` < 0 waits for
+    /// ever. Returns false on time-out. For threads that park (a paused vCPU), never for
+    /// the event loop.
+    public func wait(timeoutMillis: Int32 = -1) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let end = Int64(deadline.tv_sec) * 1000 + Int64(deadline.tv_nsec) / 1_000_000 + Int64(timeoutMillis)
+        while true {
+            if drain() != 0 { return true }
+            var left = timeoutMillis
+            if timeoutMillis >= 0 {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let ms = end - (Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
+                if ms <= 0 { return false }
+                left = Int32(clamping: ms)
+            }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, left)
+        }
+    }
+}

@@ -35,6 +35,19 @@ enum DSDT {
                 .name("_CRS", .resourceTemplate([.io(minimum: 0x70, maximum: 0x70, alignment: 1, length: 2)])),
             ]))
         }
+        if layout.keyboard {
+            // Linux's i8042 driver finds the controller through PNP only (the FADT of a
+            // hardware-reduced machine does not promise one): without this there is no
+            // keyboard, and Ctrl-Alt-Del from the API would go nowhere.
+            devices.append(.device("KBD0", [
+                .name("_HID", .eisaID("PNP0303")),
+                .name("_CRS", .resourceTemplate([
+                    .io(minimum: 0x60, maximum: 0x60, alignment: 1, length: 1),
+                    .io(minimum: 0x64, maximum: 0x64, alignment: 1, length: 1),
+                    .irqNoFlags(1),
+                ])),
+            ]))
+        }
         if let uart = layout.serialMMIO {
             devices.append(.device("COM2", [
                 .name("_HID", .eisaID("PNP0501")),

@@ -26,14 +26,17 @@ public struct FirmwareLayout: Equatable, Sendable {
     public var com1: Bool
     /// Declare the CMOS RTC (ports 0x70-0x71, no interrupt).
     public var cmosRTC: Bool
+    /// The i8042 with its AT keyboard at ports 0x60/0x64, IRQ 1 (Ctrl-Alt-Del from the API).
+    public var keyboard: Bool
 
     public init(cpuCount: Int, virtioMMIO: [MMIOWindow] = [], serialMMIO: MMIOWindow? = nil,
-                com1: Bool = true, cmosRTC: Bool = true) {
+                com1: Bool = true, cmosRTC: Bool = true, keyboard: Bool = true) {
         self.cpuCount = cpuCount
         self.virtioMMIO = virtioMMIO
         self.serialMMIO = serialMMIO
         self.com1 = com1
         self.cmosRTC = cmosRTC
+        self.keyboard = keyboard
     }
 
     public static let maxCPUCount = 254

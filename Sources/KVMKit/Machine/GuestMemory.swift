@@ -11,6 +11,7 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
     /// address + length overflows 64 bits.
     case overflow(address: UInt64, length: UInt64)
     case mmapFailed(size: UInt64, errno: Int32)
+    case hugePagesUnavailable(size: UInt64, errno: Int32)
     case overlappingRegions(UInt64, UInt64)
 
     public var description: String {
@@ -19,6 +20,8 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
         case .crossesRegions(let a, let l): return "guest range \(hex(a))+\(hex(l)) crosses a memory region boundary"
         case .overflow(let a, let l): return "guest range \(hex(a))+\(hex(l)) overflows the address space"
         case .mmapFailed(let s, let e): return "cannot map \(s) bytes of guest memory: \(errnoText(e))"
+        case .hugePagesUnavailable(let s, let e):
+            return "cannot map \(s) bytes of guest memory in 2 MiB huge pages: \(errnoText(e)) (reserve them: /proc/sys/vm/nr_hugepages)"
         case .overlappingRegions(let a, let b): return "guest memory regions at \(hex(a)) and \(hex(b)) overlap"
         }
     }
@@ -57,8 +60,10 @@ public final class GuestMemory: @unchecked Sendable {
     private let tracking = Atomic<Bool>(false)
     public static let pageSize: UInt64 = 4096
 
-    /// Map anonymous memory for each (guest address, size) pair.
-    public init(layout: [(guestAddress: UInt64, size: UInt64)]) throws {
+    /// Map anonymous memory for each (guest address, size) pair. `hugePages`: back it with
+    /// 2 MiB hugetlbfs pages, reserved now (so a host without enough of them fails here with
+    /// ENOMEM, not with SIGBUS on a guest access later); sizes must be 2 MiB multiples.
+    public init(layout: [(guestAddress: UInt64, size: UInt64)], hugePages: Bool = false) throws {
         let sorted = layout.sorted { $0.guestAddress < $1.guestAddress }
         for (a, b) in zip(sorted, sorted.dropFirst()) {
             let (end, over) = a.guestAddress.addingReportingOverflow(a.size)
@@ -66,10 +71,13 @@ public final class GuestMemory: @unchecked Sendable {
         }
         var mapped: [MemoryRegion] = []
         for r in sorted {
-            let p = mmap(nil, Int(r.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            let flags = hugePages ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT)
+                                  : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+            let p = mmap(nil, Int(r.size), PROT_READ | PROT_WRITE, flags, -1, 0)
             if p == MAP_FAILED || p == nil {
                 let e = errno
                 for m in mapped { munmap(m.host, Int(m.size)) }
+                if hugePages { throw GuestMemoryError.hugePagesUnavailable(size: r.size, errno: e) }
                 throw GuestMemoryError.mmapFailed(size: r.size, errno: e)
             }
             mapped.append(MemoryRegion(guestAddress: r.guestAddress, size: r.size, host: p!))

@@ -19,13 +19,18 @@ public final class Machine: @unchecked Sendable {
     public let memory: GuestMemory
     public let portIO = PortIOBus()
     public let mmio = MMIOBus()
-    public let control = MachineControl()
+    public let control: MachineControl
 
     /// COM1 and the buffer its output goes through (drained by the console).
     public let serial: Serial16550
     public let serialOutput: BoundedOutputBuffer
     /// Signalled when COM1 has output, or room for input again.
     public let serialNotify: EventFD
+    /// The keyboard controller (reset, and Ctrl-Alt-Del for the guest).
+    public let i8042: I8042
+    /// CMOS/RTC and the ACPI sleep registers, kept for the device registry.
+    public let cmos: CMOS
+    public let acpiSleep: ACPISleepRegisters
     /// The MMIO 16550, when configured; shares COM1's output buffer.
     public private(set) var serialMMIO: Serial16550?
 
@@ -40,15 +45,19 @@ public final class Machine: @unchecked Sendable {
     private var runners: [VCPURunner] = []
 
     public static let com1GSI: UInt32 = 4
+    public static let keyboardGSI: UInt32 = 1
     /// IOAPIC pins for MMIO devices: 5–23 without 8 (the RTC's).
     public static let deviceGSIs: [UInt32] = [5, 6, 7] + Array(9...23)
     public static let virtioMMIOBase: UInt64 = 0xD000_0000
     public static let virtioMMIOStride: UInt64 = 0x1000
     public static let maxVirtioDevices = 64
 
-    public init(configuration c: MachineConfiguration, kvm: KVM) throws {
+    /// `control`: the stop signal to use (a managed VM creates it before the machine, so a
+    /// stop can be requested before start); nil makes one.
+    public init(configuration c: MachineConfiguration, kvm: KVM, control: MachineControl? = nil) throws {
         configuration = c
         self.kvm = kvm
+        self.control = try control ?? MachineControl()
         let maxCPUs = min(kvm.maxVCPUs, FirmwareLayout.maxCPUCount)
         guard c.cpus >= 1 && c.cpus <= maxCPUs else { throw ConfigurationError.cpuCount(c.cpus, maximum: maxCPUs) }
         let minimum = GuestRAMLayout.minimumBytes >> 20
@@ -70,7 +79,10 @@ public final class Machine: @unchecked Sendable {
         }
 
         layout = try GuestRAMLayout(memoryMiB: c.memoryMiB)
-        memory = try GuestMemory(layout: layout.regions)
+        if c.hugePages && c.memoryMiB % 2 != 0 {
+            throw ConfigurationError.file(path: "huge_pages", problem: "2M huge pages need an even memory size, not \(c.memoryMiB) MiB")
+        }
+        memory = try GuestMemory(layout: layout.regions, hugePages: c.hugePages)
         vm = try kvm.createVM()
         // Memory slot first (as Firecracker does): KVM_SET_USER_MEMORY_REGION waits for an
         // SRCU grace period, which on a fresh VM is ~0.1 ms but after the irqchip and PIT
@@ -87,19 +99,20 @@ public final class Machine: @unchecked Sendable {
         let notify = serialNotify
         serial = Serial16550(interrupt: KVMIRQLine(vm: vm, gsi: Machine.com1GSI), output: serialOutput,
                              onInputSpace: { notify.signal() })
+        let control = self.control
+        i8042 = I8042(interrupt: KVMIRQLine(vm: vm, gsi: Machine.keyboardGSI), onReset: { control.requestStop(.reset) })
+        cmos = CMOS(ramBelow4GiB: layout.lowRAMEnd, ramAbove4GiB: layout.highRAM?.size ?? 0)
+        acpiSleep = ACPISleepRegisters(onPoweroff: { control.requestStop(.powerOff) })
         try attachPlatformDevices()
         if let a = c.serialMMIOAddress { try attachSerialMMIO(at: a) }
         for i in 0..<c.cpus { vcpus.append(try vm.createVCPU(id: i)) }
     }
 
     private func attachPlatformDevices() throws {
-        let control = self.control
         try portIO.attach(serial, base: 0x3F8, count: 8, name: "COM1")
-        let ramBelow4G = layout.lowRAMEnd, ramAbove4G = layout.highRAM?.size ?? 0
-        try portIO.attach(CMOS(ramBelow4GiB: ramBelow4G, ramAbove4GiB: ramAbove4G), base: 0x70, count: 2, name: "CMOS")
-        try portIO.attach(I8042(onReset: { control.requestStop(.reset) }), base: 0x60, count: 5, name: "i8042")
-        try portIO.attach(ACPISleepRegisters(onPoweroff: { control.requestStop(.powerOff) }),
-                          base: ACPISleepRegisters.controlPort, count: 2, name: "ACPI sleep registers")
+        try portIO.attach(cmos, base: 0x70, count: 2, name: "CMOS")
+        try portIO.attach(i8042, base: 0x60, count: 5, name: "i8042")
+        try portIO.attach(acpiSleep, base: ACPISleepRegisters.controlPort, count: 2, name: "ACPI sleep registers")
         try portIO.attach(DiscardDevice(), base: DiscardDevice.postPort, count: 1, name: "POST")
     }
 
@@ -169,20 +182,50 @@ public final class Machine: @unchecked Sendable {
         memory.adviseHugePages()
     }
 
-    /// Start one thread per vCPU.
+    /// Start one thread per vCPU. The buses are sealed first: the vCPUs read their tables
+    /// without locks.
     public func start() throws {
+        portIO.seal()
+        mmio.seal()
         let handlers = ExitHandlers(portIO: portIO, mmio: mmio, memory: memory, control: control)
         for vcpu in vcpus {
-            let runner = VCPURunner(vcpu: vcpu, handlers: handlers)
             do {
+                let runner = try VCPURunner(vcpu: vcpu, handlers: handlers)
                 try runner.start()
+                runners.append(runner)
             } catch {
                 control.requestStop(.vmmError("\(error)"))
                 throw error
             }
-            runners.append(runner)
         }
     }
+
+    /// Take every vCPU out of KVM_RUN and park it. On return no vCPU runs guest code and
+    /// each one's registers can be read (`vcpu(_:)`). Throws if a vCPU did not park within
+    /// `timeoutMillis` (the machine is then stopped: a vCPU that ignores a kick is a VMM bug).
+    public func pause(timeoutMillis: Int32 = 5000) throws {
+        for r in runners where !r.pause(timeoutMillis: timeoutMillis) {
+            let error = KVMError("pause: vCPU \(r.vcpu.id) did not leave KVM_RUN within \(timeoutMillis) ms", errno: ETIMEDOUT)
+            control.requestStop(.vmmError("\(error)"))
+            throw error
+        }
+    }
+
+    /// Tell a kvmclock guest, vCPU by vCPU, that it was stopped, so the time it missed is
+    /// not taken for a soft lockup (KVM_KVMCLOCK_CTRL, as QEMU does on `stop`). Guests
+    /// without kvmclock refuse it (EINVAL), which is fine.
+    public func notifyGuestPaused() {
+        for v in vcpus { _ = ckvm_kvmclock_ctrl(v.fd) }
+    }
+
+    /// Let parked vCPUs run again, from exactly where they stopped.
+    public func resume() {
+        for r in runners { r.resume() }
+    }
+
+    /// The vCPU with index `i`; its registers may be accessed while the machine is paused
+    /// or not yet started.
+    public func vcpu(_ i: Int) -> VCPU? { i >= 0 && i < vcpus.count ? vcpus[i] : nil }
 
     /// Block until the guest or the host stops the machine.
     public func wait() -> MachineStopReason { control.wait() }
@@ -203,4 +246,14 @@ public final class Machine: @unchecked Sendable {
     private var bootFirstRun: timespec?
 
     public var vcpuCount: Int { vcpus.count }
+
+    /// Userspace exits of all vCPUs so far, by kind.
+    public var exitCounters: MetricCounters {
+        var io: UInt64 = 0, mmio: UInt64 = 0, other: UInt64 = 0
+        for r in runners {
+            let c = r.exitCounts
+            io &+= c.io; mmio &+= c.mmio; other &+= c.other
+        }
+        return [("exits_io", io), ("exits_mmio", mmio), ("exits_interrupted", other)]
+    }
 }

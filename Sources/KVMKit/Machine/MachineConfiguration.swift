@@ -12,6 +12,8 @@ public struct MachineConfiguration {
     public var serialMMIOAddress: UInt64?
     /// For ELF kernels: force the 64-bit or the PVH entry (nil: the loader's choice).
     public var elfEntry: ELFEntryKind?
+    /// Back guest RAM with 2 MiB hugetlbfs pages (memory must be a multiple of 2 MiB).
+    public var hugePages = false
 
     public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1"
     public static let defaultSerialMMIOAddress: UInt64 = 0xD100_0000

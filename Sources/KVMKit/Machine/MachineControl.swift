@@ -29,8 +29,10 @@ public final class MachineControl: @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     private let wakeFD: Int32
 
-    public init() {
-        wakeFD = eventfd(0, Int32(EFD_CLOEXEC))
+    public init() throws {
+        let fd = eventfd(0, Int32(EFD_CLOEXEC))
+        if fd < 0 { throw KVMError("eventfd for the machine's stop signal", errno: errno) }
+        wakeFD = fd
     }
 
     deinit { close(wakeFD) }

@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// What a vCPU thread needs to answer exits. Built before the thread starts.
 public struct ExitHandlers: @unchecked Sendable {
@@ -17,20 +18,39 @@ public struct ExitHandlers: @unchecked Sendable {
 }
 
 /// One thread running KVM_RUN for one vCPU, dispatching exits to the buses.
+///
+/// The thread takes commands through a mailbox (pause, resume) plus the kick that gets it
+/// out of KVM_RUN: a paused vCPU is parked outside KVM_RUN, blocked on an eventfd, so its
+/// registers can be read and written and it uses no host CPU.
 public final class VCPURunner: @unchecked Sendable {
     public let vcpu: VCPU
     let handlers: ExitHandlers
-    private var thread: pthread_t?
+    /// The thread handle: set once by `start`, taken once by `join`; read by `kick` from a
+    /// stop handler on any thread, so it lives under a lock.
+    private let thread = Mutex<pthread_t?>(nil)
     /// Set (once) just before the first KVM_RUN; read by `--timings`.
-    public private(set) var firstRunTime: timespec?
-    private let started: Int32 = eventfd(0, Int32(EFD_CLOEXEC))
+    public var firstRunTime: timespec? { firstRun.withLock { $0 } }
+    private let firstRun = Mutex<timespec?>(nil)
+    private let pauseRequested = Atomic<Bool>(false)
+    private let ioExits = Atomic<UInt64>(0)
+    private let mmioExits = Atomic<UInt64>(0)
+    private let otherExits = Atomic<UInt64>(0)
 
-    public init(vcpu: VCPU, handlers: ExitHandlers) {
+    /// Exits this vCPU handled in userspace, by kind (relaxed counters: for metrics).
+    public var exitCounts: (io: UInt64, mmio: UInt64, other: UInt64) {
+        (ioExits.load(ordering: .relaxed), mmioExits.load(ordering: .relaxed), otherExits.load(ordering: .relaxed))
+    }
+    /// Signalled by the vCPU thread when it has parked (or ended).
+    private let parked: EventFD
+    /// Signalled to let a parked vCPU go on (resume, or stop).
+    private let wakeup: EventFD
+
+    public init(vcpu: VCPU, handlers: ExitHandlers) throws {
         self.vcpu = vcpu
         self.handlers = handlers
+        parked = try EventFD()
+        wakeup = try EventFD()
     }
-
-    deinit { close(started) }
 
     /// Start the thread. The vCPU's registers must already be set.
     public func start() throws {
@@ -40,24 +60,52 @@ public final class VCPURunner: @unchecked Sendable {
         let r = pthread_create(&t, nil, { arg in
             let runner = Unmanaged<VCPURunner>.fromOpaque(arg!).takeRetainedValue()
             runner.loop()
+            runner.parked.signal()  // a pauser waiting for this vCPU must not wait for ever
             return nil
         }, box.toOpaque())
         if r != 0 {
             box.release()
             throw KVMError("pthread_create for vCPU \(vcpu.id)", errno: r)
         }
-        thread = t
+        thread.withLock { $0 = t }
         handlers.control.addStopHandler { [weak self] in self?.kick() }
     }
 
-    /// Interrupt KVM_RUN so the thread notices a stop.
+    /// Interrupt KVM_RUN (or a park) so the thread notices a stop or a pause.
     public func kick() {
-        if let t = thread { VCPUKick.kick(vcpu, thread: t) }
+        thread.withLock { t in
+            if let t { VCPUKick.kick(vcpu, thread: t) }
+        }
+        wakeup.signal()
+    }
+
+    /// Ask the thread to leave KVM_RUN and park; returns once it has (true), or false if it
+    /// did not within `timeoutMillis`.
+    func pause(timeoutMillis: Int32) -> Bool {
+        pauseRequested.store(true, ordering: .sequentiallyConsistent)
+        thread.withLock { t in
+            if let t { VCPUKick.kick(vcpu, thread: t) }
+        }
+        return parked.wait(timeoutMillis: timeoutMillis)
+    }
+
+    /// Let a parked thread go on.
+    func resume() {
+        pauseRequested.store(false, ordering: .sequentiallyConsistent)
+        wakeup.signal()
     }
 
     public func join() {
-        if let t = thread { pthread_join(t, nil) }
-        thread = nil
+        guard let t = thread.withLock({ t -> pthread_t? in defer { t = nil }; return t }) else { return }
+        pthread_join(t, nil)
+    }
+
+    /// Park until resumed or stopped. Runs on the vCPU thread, outside KVM_RUN.
+    private func park() {
+        parked.signal()
+        while pauseRequested.load(ordering: .sequentiallyConsistent) && !handlers.control.isStopped {
+            _ = wakeup.wait()
+        }
     }
 
     private func loop() {
@@ -69,9 +117,13 @@ public final class VCPURunner: @unchecked Sendable {
 
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        firstRunTime = now
+        firstRun.withLock { $0 = now }
         let control = handlers.control
         while !control.isStopped {
+            if pauseRequested.load(ordering: .sequentiallyConsistent) {
+                park()
+                continue
+            }
             let exit: VMExit
             do {
                 exit = try vcpu.run()
@@ -81,14 +133,19 @@ public final class VCPURunner: @unchecked Sendable {
             }
             switch exit {
             case .ioOut(let port, let size, let count, let data):
+                ioExits.wrappingAdd(1, ordering: .relaxed)
                 handlers.portIO.handleOut(port: port, size: size, count: count, data: data)
             case .ioIn(let port, let size, let count, let data):
+                ioExits.wrappingAdd(1, ordering: .relaxed)
                 handlers.portIO.handleIn(port: port, size: size, count: count, data: data)
             case .mmioWrite(let address, _, let data):
+                mmioExits.wrappingAdd(1, ordering: .relaxed)
                 handlers.mmio.handleWrite(address: address, data: data)
             case .mmioRead(let address, _, let data):
+                mmioExits.wrappingAdd(1, ordering: .relaxed)
                 handlers.mmio.handleRead(address: address, data: data)
             case .interrupted, .irqWindowOpen:
+                otherExits.wrappingAdd(1, ordering: .relaxed)
                 continue
             case .halt:
                 // Only without an in-kernel irqchip: the guest waits with nothing to wake it.

@@ -23,13 +23,17 @@ public final class VirtioBlock: VirtioDevice {
     public let backend: BlockBackend
     public let serial: [UInt8]
     public let limits: BlockLimits
+    /// VIRTIO_BLK_F_FLUSH is offered (and a flush is an fdatasync). Without it the guest
+    /// never flushes: Firecracker's "Unsafe" cache type.
+    public let offersFlush: Bool
     public private(set) var metrics = BlockMetrics()
     private let config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
 
-    public init(backend: BlockBackend, serial: String) {
+    public init(backend: BlockBackend, serial: String, offersFlush: Bool = true) {
         self.backend = backend
+        self.offersFlush = offersFlush
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
         self.serial = id
@@ -47,14 +51,16 @@ public final class VirtioBlock: VirtioDevice {
     }
 
     /// Open `--disk` options: the image file or block device, locked.
-    public convenience init(options: DiskOptions) throws {
-        self.init(backend: try FileBlockBackend(path: options.path, readOnly: options.readOnly), serial: options.serial)
+    public convenience init(options: DiskOptions, offersFlush: Bool = true) throws {
+        self.init(backend: try FileBlockBackend(path: options.path, readOnly: options.readOnly), serial: options.serial,
+                  offersFlush: offersFlush)
     }
 
     public var deviceType: UInt32 { VirtioDeviceType.block }
     public var deviceFeatures: UInt64 {
-        var f = BlockFeature.sizeMax | BlockFeature.segMax | BlockFeature.blockSize | BlockFeature.flush
+        var f = BlockFeature.sizeMax | BlockFeature.segMax | BlockFeature.blockSize
             | BlockFeature.discard | BlockFeature.writeZeroes
+        if offersFlush { f |= BlockFeature.flush }
         if backend.isReadOnly { f |= BlockFeature.readOnly }
         return f
     }

@@ -46,6 +46,12 @@ public final class VirtioMMIOTransport: MMIODevice {
     public var status: UInt32 { state.withLock { $0.status } }
     public var metrics: VirtioTransportMetrics { state.withLock { $0.metrics } }
 
+    /// Run `body` with the transport's lock held: the device's state is stable and no
+    /// queue is being processed (metrics, state capture).
+    public func withDeviceLocked<T>(_ body: (VirtioTransportMetrics, VirtioDevice) throws -> T) rethrows -> T {
+        try state.withLock { s in try body(s.metrics, device) }
+    }
+
     // MARK: event loop side
 
     /// The eventfd of `queue` fired (or an MMIO notify in `.inline` mode): process it.
@@ -53,6 +59,10 @@ public final class VirtioMMIOTransport: MMIODevice {
         if queue >= 0 && queue < notifyFDs.count { notifyFDs[queue].drain() }
         state.withLock { s in
             s.metrics.notifications &+= 1
+            if s.paused {
+                if queue >= 0 && queue < 64 { s.pendingWhilePaused |= 1 << UInt64(queue) }
+                return
+            }
             guard s.active, !s.broken, queue >= 0, queue < s.live.count, let q = s.live[queue] else { return }
             q.beginBatch()
             do {
@@ -240,7 +250,9 @@ public final class VirtioMMIOTransport: MMIODevice {
         if s.active || s.broken { device.reset() }
         let metrics = s.metrics
         let generation = s.configGeneration
+        let paused = s.paused
         s = TransportState(maxSizes: device.queueMaxSizes)
+        s.paused = paused
         s.metrics = metrics
         s.metrics.resets &+= 1
         s.configGeneration = generation
@@ -282,9 +294,31 @@ struct TransportState {
     var active = false
     /// DEVICE_NEEDS_RESET is set; notifications are ignored until reset.
     var broken = false
+    /// The VM is paused: notifications are remembered (one bit per queue), not processed.
+    var paused = false
+    var pendingWhilePaused: UInt64 = 0
     var metrics = VirtioTransportMetrics()
 
     init(maxSizes: [UInt16]) { queues = maxSizes.map { QueueConfig(maxSize: $0) } }
 
     var selectedQueue: QueueConfig? { Int(queueSel) < queues.count ? queues[Int(queueSel)] : nil }
+}
+
+extension VirtioMMIOTransport: Pausable {
+    /// Queue processing runs under the transport's lock, so once the flag is set under it
+    /// no batch is in flight; a device with work of its own (I/O threads) quiesces too.
+    public func pause() {
+        state.withLock { $0.paused = true }
+        (device as? Pausable)?.pause()
+    }
+
+    public func resume() {
+        (device as? Pausable)?.resume()
+        let pending = state.withLock { s -> UInt64 in
+            s.paused = false
+            defer { s.pendingWhilePaused = 0 }
+            return s.pendingWhilePaused
+        }
+        for q in 0..<64 where pending & (1 << UInt64(q)) != 0 { kick(queue: q) }
+    }
 }

@@ -1,3 +1,5 @@
+import KVMKit
+
 /// Counters of one transport, read by the CLI's status and by tests.
 public struct VirtioTransportMetrics: Equatable {
     /// Queue notifications handled (ioeventfd or MMIO write).
@@ -15,4 +17,36 @@ public struct VirtioTransportMetrics: Equatable {
     public var lastError: String?
     public var resets: UInt64 = 0
     public var activations: UInt64 = 0
+}
+
+extension VirtioMMIOTransport: MetricsReporting {
+    /// The transport's counters, the interrupts it raised, then the device's own (read under
+    /// the transport's lock, which guards the device's state).
+    public var metricCounters: MetricCounters {
+        let (t, device) = withDeviceLocked { ($0, ($1 as? MetricsReporting)?.metricCounters ?? []) }
+        return [("notifications", t.notifications), ("mmio_notifies", t.mmioNotifies),
+                ("interrupts", interrupt.count), ("invalid_accesses", t.invalidAccesses),
+                ("invalid_status_transitions", t.invalidStatusTransitions), ("needs_reset", t.needsReset),
+                ("resets", t.resets), ("activations", t.activations)] + device
+    }
+}
+
+extension VirtioBlock: MetricsReporting {
+    public var metricCounters: MetricCounters {
+        let m = metrics
+        return [("read_count", m.reads), ("write_count", m.writes), ("flush_count", m.flushes),
+                ("get_id_count", m.getIDs), ("discard_count", m.discards), ("write_zeroes_count", m.writeZeroes),
+                ("read_bytes", m.bytesRead), ("write_bytes", m.bytesWritten), ("invalid_requests", m.invalidRequests),
+                ("unsupported_requests", m.unsupportedRequests), ("backend_errors", m.backendErrors)]
+    }
+}
+
+extension VirtioRng: MetricsReporting {
+    public var metricCounters: MetricCounters { [("bytes_provided", bytesProvided), ("failures", failures)] }
+}
+
+extension VirtioConsole: MetricsReporting {
+    public var metricCounters: MetricCounters {
+        [("bytes_in", bytesIn), ("bytes_out", bytesOut), ("dropped_output_bytes", output.droppedBytes)]
+    }
 }

@@ -1,0 +1,103 @@
+import Glibc
+import KVMKit
+import VirtioDevices
+
+/// The parts of a started VM: the machine with its vCPU threads, the event loop that runs
+/// the devices and the console, and the registry of every device. Built from a
+/// configuration in one go; if any step fails, what was built is torn down with it.
+final class VMRuntime {
+    let machine: Machine
+    let loop: EventLoop
+    let console: ConsoleBackend
+    let registry: DeviceRegistry
+    /// CLOCK_MONOTONIC when the machine was fully built (before its threads started).
+    let builtAt: Int64
+    private var tornDown = false
+
+    init(configuration c: VMConfiguration, control: MachineControl, kvm: KVM) throws {
+        guard let boot = c.bootSource else { throw VMError.missingBootSource }
+        var mc = MachineConfiguration(kernelPath: boot.kernelPath, initrdPath: boot.initrdPath,
+                                      commandLine: boot.bootArgs ?? MachineConfiguration.defaultCommandLine,
+                                      memoryMiB: c.machine.memSizeMiB, cpus: c.machine.vcpuCount,
+                                      serialMMIOAddress: c.console.serialMMIOAddress, elfEntry: boot.elfEntry)
+        mc.hugePages = c.machine.hugePages == .twoMiB
+        let machine = try Machine(configuration: mc, kvm: kvm, control: control)
+        let loop = try EventLoop()
+        let registry = DeviceRegistry()
+        try registry.register(id: "com1", kind: .serial, device: machine.serial)
+        if let uart = machine.serialMMIO { try registry.register(id: "mmio_uart", kind: .serial, device: uart) }
+        try registry.register(id: "cmos", kind: .cmos, device: machine.cmos)
+        try registry.register(id: "i8042", kind: .i8042, device: machine.i8042)
+        try registry.register(id: "acpi", kind: .acpi, device: machine.acpiSleep)
+
+        for d in c.drives {
+            let block = try VirtioBlock(options: DiskOptions(path: d.path, readOnly: d.readOnly, id: d.id),
+                                        offersFlush: d.cacheType == .writeback)
+            let t = try VirtioMachineAttachment.attach(block, name: "virtio-blk \(d.id) (\(d.path))", to: machine, loop: loop)
+            try registry.register(id: registry.uniqueID("block_\(d.id)"), kind: .virtioBlock, device: t)
+        }
+        if c.entropy {
+            let t = try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop)
+            try registry.register(id: "entropy", kind: .virtioRng, device: t)
+        }
+        var guestPort: ConsoleGuestPort = SerialConsolePort(machine: machine)
+        if c.console.device == .hvc {
+            let hvc = try VirtioConsole()
+            let t = try VirtioMachineAttachment.attach(hvc, name: "virtio-console", to: machine, loop: loop)
+            try registry.register(id: "virtio_console", kind: .virtioConsole, device: t)
+            guestPort = try MergedConsolePort(primary: VirtioConsolePort(hvc), alsoOutputFrom: guestPort, loop: loop)
+        }
+        try machine.boot(extraCommandLine: c.virtioCommandLine ? machine.virtioCommandLine : "")
+        builtAt = monotonicNanoseconds()
+        self.machine = machine
+        self.loop = loop
+        self.registry = registry
+        self.console = ConsoleBackend(mode: c.console.mode, port: guestPort, loop: loop) {
+            control.requestStop(.hostRequest("Ctrl-A x"))
+        }
+    }
+
+    /// Console first (the terminal goes raw), then the device loop, then the vCPUs. If a
+    /// step fails, the earlier ones are undone; no vCPU has run then (a vCPU thread that
+    /// cannot be created stops the machine: the ones before it did start).
+    func start() throws {
+        let control = machine.control
+        try console.start()
+        do {
+            try loop.start(name: "swiftvmm-io") { error in control.requestStop(.vmmError("\(error)")) }
+        } catch {
+            console.shutdown()
+            throw error
+        }
+        do {
+            try machine.start()
+        } catch {
+            teardown()
+            throw error
+        }
+    }
+
+    /// Park the vCPUs, then quiesce the devices (no DMA, no interrupts).
+    func pause() throws {
+        try machine.pause()
+        for d in registry.pausable { d.pause() }
+        machine.notifyGuestPaused()
+    }
+
+    /// Devices first, so work that waited is ready when the vCPUs run again.
+    func resume() {
+        for d in registry.pausable { d.resume() }
+        machine.resume()
+    }
+
+    /// Stop and join every thread, flush and close the console. Idempotent.
+    func teardown() {
+        guard !tornDown else { return }
+        tornDown = true
+        machine.shutdown()
+        loop.stop()
+        loop.join()
+        console.shutdown()
+    }
+}
+
