@@ -54,6 +54,15 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Flag(help: "Print start-up timings to stderr.")
     var timings = false
 
+    @Option(help: "Restore a snapshot instead of booting: STATE,MEM (the state and memory files). The machine, disks and devices are the snapshot's; --serial still chooses where the console goes.")
+    var restore: String?
+
+    @Option(name: .customLong("snapshot-on-signal"), help: "STATE,MEM: on SIGUSR1 pause, write a Full snapshot there and resume; on SIGUSR2 a Diff snapshot (needs --track-dirty-pages).")
+    var snapshotOnSignal: String?
+
+    @Flag(name: .customLong("track-dirty-pages"), help: "Log written guest pages, for Diff snapshots.")
+    var trackDirtyPages = false
+
     func run() throws { try runMachine() }
 }
 
@@ -64,7 +73,14 @@ extension RunOptions {
         let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
         })
-        try vm.start()
+        let snapshots = try snapshotOnSignal.map { try SnapshotSignals(parsing: $0, vm: vm) }
+        if let r = restore {
+            let (state, memory) = try snapshotPaths(r, option: "--restore")
+            try vm.loadSnapshot(snapshotPath: state, memPath: memory, resume: true)
+        } else {
+            try vm.start()
+        }
+        try snapshots?.start()
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
@@ -98,6 +114,9 @@ extension RunOptions {
 
     func makeVMConfiguration() throws -> VMConfiguration {
         var c = VMConfiguration()
+        c.machine.trackDirtyPages = trackDirtyPages
+        c.console.mode = try ConsoleMode(parsing: serial)
+        if restore != nil { return c }  // everything else comes from the snapshot
         let kernelPath = try kernel ?? DefaultGuest.probeKernelPath()
         var boot = VMConfiguration.BootSource(kernelPath: kernelPath, initrdPath: initrd,
                                               bootArgs: cmdline ?? (kernel == nil ? "console=ttyS0" : MachineConfiguration.defaultCommandLine))
@@ -110,7 +129,6 @@ extension RunOptions {
         c.bootSource = boot
         c.machine.memSizeMiB = memory
         c.machine.vcpuCount = cpus
-        c.console.mode = try ConsoleMode(parsing: serial)
         switch console {
         case "serial": c.console.device = .serial
         case "hvc": c.console.device = .hvc

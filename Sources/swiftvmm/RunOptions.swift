@@ -14,6 +14,9 @@ protocol RunOptions {
     var console: String { get }
     var noVirtioCommandLine: Bool { get }
     var timings: Bool { get }
+    var restore: String? { get }
+    var snapshotOnSignal: String? { get }
+    var trackDirtyPages: Bool { get }
 }
 
 /// `run`'s options as plain values. Its defaults are also `RunCommand`'s.
@@ -33,4 +36,7 @@ struct PlainRunOptions: RunOptions {
     var console: String = "serial"
     var noVirtioCommandLine = false
     var timings = false
+    var restore: String? = nil
+    var snapshotOnSignal: String? = nil
+    var trackDirtyPages = false
 }

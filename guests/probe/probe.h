@@ -111,6 +111,7 @@ const char *virtio_name(u32 id);
 const char *blk_open(void);
 const char *blk_test(void);
 void blk_info(void);
+const char *blk_count_step(u64 n);
 void bench_blk(bool write, u64 mib);
 const char *rng_test(void);
 void rng_show(void);

@@ -54,6 +54,21 @@ static void cmd_cpuid(void) {
 	if (printable && s[0]) printk("cpuid: hypervisor \"%s\", max leaf 0x%x\n", s, r[0]);
 }
 
+/* Print a counter forever (snapshot and migration tests watch it for gaps and repeats);
+ * with a disk, each step also checks and writes a sector (blk_count_step). The counter
+ * lives in guest memory, so a restored or migrated guest carries on from it. */
+static u64 counter;
+static void cmd_count(bool disk) {
+	for (;;) {
+		counter++;
+		const char *err = disk ? blk_count_step(counter) : NULL;
+		if (err) { printk("count=%llu disk error: %s\n", counter, err); return; }
+		printk("count=%llu\n", counter);
+		u64 t = rdtsc();
+		while (rdtsc() - t < 20000000) __asm__ volatile("pause");
+	}
+}
+
 static bool word(const char **p, const char **w, size_t *n) {
 	while (**p == ' ') (*p)++;
 	if (!**p) return false;
@@ -75,6 +90,7 @@ static const char help[] =
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
 	"  bench blk read|write MIB sequential virtio-blk I/O (write overwrites the disk)\n"
+	"  count [disk]             print count=N forever (with disk: a sector per step)\n"
 	"  fault                    execute ud2 (exception report, then power off)\n"
 	"  crash                    triple fault (the VMM reports a guest crash)\n"
 	"  poweroff                 power off\n";
@@ -92,6 +108,7 @@ static void execute(const char *p) {
 	else if (is(w, n, "blk")) blk_info();
 	else if (is(w, n, "rng")) rng_show();
 	else if (is(w, n, "poweroff")) poweroff();
+	else if (is(w, n, "count")) cmd_count(word(&p, &a, &an) && is(a, an, "disk"));
 	else if (is(w, n, "fault")) __asm__ volatile("ud2"); /* exercise the exception report */
 	else if (is(w, n, "crash")) triple_fault();
 	else if (is(w, n, "test")) {

@@ -13,6 +13,9 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
     case mmapFailed(size: UInt64, errno: Int32)
     case hugePagesUnavailable(size: UInt64, errno: Int32)
     case overlappingRegions(UInt64, UInt64)
+    /// A memory file whose size is not the guest's RAM size.
+    case fileSizeMismatch(path: String, expected: UInt64, actual: UInt64)
+    case cannotOpen(path: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -23,6 +26,8 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
         case .hugePagesUnavailable(let s, let e):
             return "cannot map \(s) bytes of guest memory in 2 MiB huge pages: \(errnoText(e)) (reserve them: /proc/sys/vm/nr_hugepages)"
         case .overlappingRegions(let a, let b): return "guest memory regions at \(hex(a)) and \(hex(b)) overlap"
+        case .fileSizeMismatch(let p, let e, let a): return "memory file \(p) is \(a) bytes, expected \(e) for this guest's RAM"
+        case .cannotOpen(let p, let e): return "cannot open memory file \(p): \(errnoText(e))"
         }
     }
 }
@@ -81,6 +86,38 @@ public final class GuestMemory: @unchecked Sendable {
                 throw GuestMemoryError.mmapFailed(size: r.size, errno: e)
             }
             mapped.append(MemoryRegion(guestAddress: r.guestAddress, size: r.size, host: p!))
+        }
+        regions = mapped
+        owned = true
+        deviceDirty = GuestMemory.mapDirtyBitmaps(mapped)
+    }
+
+    /// Guest RAM backed by a memory file (a snapshot's), mapped private: pages are read
+    /// from the file on first touch and guest writes stay in this process, so restoring
+    /// costs the same for any guest size and the file is never changed. Region i starts
+    /// at the file offset where region i-1 ends; the file must be `fileSize` bytes (their
+    /// total, plus whatever trailer the file format keeps after the RAM).
+    public init(mappingFile path: String, layout: [(guestAddress: UInt64, size: UInt64)], fileSize: UInt64) throws {
+        let sorted = layout.sorted { $0.guestAddress < $1.guestAddress }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw GuestMemoryError.cannotOpen(path: path, errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw GuestMemoryError.cannotOpen(path: path, errno: errno) }
+        guard UInt64(st.st_size) == fileSize, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw GuestMemoryError.fileSizeMismatch(path: path, expected: fileSize, actual: UInt64(max(0, st.st_size)))
+        }
+        var mapped: [MemoryRegion] = []
+        var offset: UInt64 = 0
+        for r in sorted {
+            let p = mmap(nil, Int(r.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, off_t(offset))
+            if p == MAP_FAILED || p == nil {
+                let e = errno
+                for m in mapped { munmap(m.host, Int(m.size)) }
+                throw GuestMemoryError.mmapFailed(size: r.size, errno: e)
+            }
+            mapped.append(MemoryRegion(guestAddress: r.guestAddress, size: r.size, host: p!))
+            offset += r.size
         }
         regions = mapped
         owned = true

@@ -52,9 +52,11 @@ public final class VCPURunner: @unchecked Sendable {
         wakeup = try EventFD()
     }
 
-    /// Start the thread. The vCPU's registers must already be set.
-    public func start() throws {
+    /// Start the thread. The vCPU's registers must already be set. `paused`: the thread
+    /// parks before its first KVM_RUN (a restored machine waits for `resume`).
+    public func start(paused: Bool = false) throws {
         VCPUKick.install()
+        if paused { pauseRequested.store(true, ordering: .sequentiallyConsistent) }
         let box = Unmanaged.passRetained(self)
         var t = pthread_t()
         let r = pthread_create(&t, nil, { arg in

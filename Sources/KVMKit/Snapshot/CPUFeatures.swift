@@ -1,6 +1,6 @@
 /// The CPU a saved state depends on: the vendor (a state from an Intel host does not run
-/// on AMD) and the CPUID feature words the guest was shown, which the restoring host's
-/// KVM must support (a guest that saw AVX-512 cannot continue where it is missing).
+/// on AMD) and the CPUID feature words KVM offered the guest, which the restoring host's
+/// KVM must offer too (a guest that saw AVX-512 cannot continue where it is missing).
 public struct CPUFeatures: Equatable, Sendable, StateCodable {
     /// "GenuineIntel", "AuthenticAMD", …
     public var vendor: String

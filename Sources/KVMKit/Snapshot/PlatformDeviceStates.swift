@@ -58,8 +58,8 @@ extension CMOS.State: StateCodable {
 
 extension I8042: Snapshottable {
     /// A controller already in `state`.
-    public convenience init(state: State, onReset: @escaping () -> Void) throws {
-        self.init(onReset: onReset)
+    public convenience init(state: State, interrupt: InterruptLine? = nil, onReset: @escaping () -> Void) throws {
+        self.init(interrupt: interrupt, onReset: onReset)
         try restoreState(state)
     }
 }

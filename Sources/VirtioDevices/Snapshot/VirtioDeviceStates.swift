@@ -25,14 +25,14 @@ extension VirtioBlock: Snapshottable {
 
     /// A block device on `backend` that must be the disk the state was saved with
     /// (same size and mode; its contents are the user's, as in Firecracker).
-    public convenience init(state: VirtioBlockState, backend: BlockBackend) throws {
+    public convenience init(state: VirtioBlockState, backend: BlockBackend, offersFlush: Bool = true) throws {
         guard backend.size / 512 == state.capacitySectors else {
             throw VirtioStateError.deviceMismatch("disk has \(backend.size / 512) sectors, the snapshot's had \(state.capacitySectors)")
         }
         guard backend.isReadOnly == state.readOnly else {
             throw VirtioStateError.deviceMismatch("disk is \(backend.isReadOnly ? "read-only" : "writable"), the snapshot's was not")
         }
-        self.init(backend: backend, serial: String(decoding: state.serial.prefix { $0 != 0 }, as: UTF8.self))
+        self.init(backend: backend, serial: String(decoding: state.serial.prefix { $0 != 0 }, as: UTF8.self), offersFlush: offersFlush)
     }
 }
 

@@ -134,7 +134,8 @@ extension VirtioMMIOTransport: Snapshottable {
 
     /// A transport already in `saved`, in front of `device` (itself built from its own
     /// state): an active device is activated again on the saved queues, at the saved ring
-    /// positions. Throws, naming what does not fit, instead of restoring half a device.
+    /// positions. It starts paused (as the VM it belongs to): `resume()` lets it run.
+    /// Throws, naming what does not fit, instead of restoring half a device.
     public convenience init(state saved: VirtioTransportState, device: VirtioDevice, memory: GuestMemory,
                             interrupt line: InterruptLine, notify: NotifyMode = .eventFD) throws {
         guard saved.deviceType == device.deviceType else {
@@ -149,6 +150,10 @@ extension VirtioMMIOTransport: Snapshottable {
             throw VirtioStateError.featuresNotOffered(saved.driverFeatures & ~offeredFeatures)
         }
         try state.withLock { s in
+            // Born paused, with every queue due for a look on resume: a notification the
+            // guest sent just before the snapshot may not have been processed.
+            s.paused = true
+            s.pendingWhilePaused = saved.queues.count >= 64 ? .max : (UInt64(1) << UInt64(saved.queues.count)) - 1
             s.deviceFeaturesSel = saved.deviceFeaturesSel
             s.driverFeaturesSel = saved.driverFeaturesSel
             s.driverFeatures = saved.driverFeatures
