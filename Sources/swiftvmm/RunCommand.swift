@@ -57,7 +57,7 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Option(help: "Restore a snapshot instead of booting: STATE,MEM (the state and memory files). The machine, disks and devices are the snapshot's; --serial still chooses where the console goes.")
     var restore: String?
 
-    @Option(name: .customLong("snapshot-on-signal"), help: "STATE,MEM: on SIGUSR1 pause, write a Full snapshot there and resume; on SIGUSR2 a Diff snapshot (needs --track-dirty-pages).")
+    @Option(name: .customLong("snapshot-on-signal"), help: "STATE,MEM[,diff][,exit]: on SIGUSR1 pause, write a snapshot there (Full; Diff with diff, which needs --track-dirty-pages or a restored VM that had it) and resume, or with exit stop the VM (suspend to disk).")
     var snapshotOnSignal: String?
 
     @Flag(name: .customLong("track-dirty-pages"), help: "Log written guest pages, for Diff snapshots.")

@@ -3,16 +3,28 @@ import Glibc
 import KVMKit
 import VMMCore
 
-/// `run --snapshot-on-signal STATE,MEM`: SIGUSR1 takes a Full snapshot, SIGUSR2 a Diff
-/// one, each with the VM paused for the time it takes and resumed after. A thread waits
-/// for the signals (blocked everywhere else), so a snapshot never runs in a handler.
+/// `run --snapshot-on-signal STATE,MEM[,diff][,exit]`: each SIGUSR1 takes a snapshot (Full,
+/// or Diff with `diff`), with the VM paused for the time it takes and resumed after — or,
+/// with `exit`, the VM stops there (suspend to disk: the process ends 0, holding nothing).
+/// A thread waits for the signal (blocked everywhere else), so a snapshot never runs in a
+/// signal handler. (SIGUSR2 is the vCPU kick, so it cannot be used here.)
 final class SnapshotSignals: @unchecked Sendable {
     let statePath: String
     let memoryPath: String
+    let exitAfter: Bool
+    let type: SnapshotType
     let vm: MicroVM
 
     init(parsing text: String, vm: MicroVM) throws {
-        (statePath, memoryPath) = try snapshotPaths(text, option: "--snapshot-on-signal")
+        var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let flags = parts.count > 2 ? Array(parts[2...]) : []
+        parts = Array(parts.prefix(2))
+        guard flags.allSatisfy({ $0 == "diff" || $0 == "exit" }) else {
+            throw ValidationError("--snapshot-on-signal \(text): use STATE,MEM[,diff][,exit]")
+        }
+        exitAfter = flags.contains("exit")
+        type = flags.contains("diff") ? .diff : .full
+        (statePath, memoryPath) = try snapshotPaths(parts.joined(separator: ","), option: "--snapshot-on-signal")
         self.vm = vm
         // Block before any VM thread exists, so every thread inherits it.
         var set = SnapshotSignals.signals
@@ -23,7 +35,6 @@ final class SnapshotSignals: @unchecked Sendable {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGUSR1)
-        sigaddset(&set, SIGUSR2)
         return set
     }
 
@@ -44,16 +55,17 @@ final class SnapshotSignals: @unchecked Sendable {
         while true {
             var signal: Int32 = 0
             guard sigwait(&set, &signal) == 0 else { continue }
-            let type: SnapshotType = signal == SIGUSR2 ? .diff : .full
             do {
                 try vm.pause()
-                defer { try? vm.resume() }
+                defer { if !exitAfter { try? vm.resume() } }
                 let r = try vm.createSnapshot(snapshotPath: statePath, memPath: memoryPath, type: type)
                 let dirty = r.dirtyPages.map { ", \($0) dirty pages" } ?? ""
                 warn("snapshot (\(type.rawValue)) written to \(statePath) and \(memoryPath) in "
                      + "\(milliseconds(Int64(r.milliseconds * 1e6))) ms\(dirty)")
+                if exitAfter { vm.requestStop(.hostRequest("suspended to \(statePath)")) }
             } catch {
                 warn("snapshot failed: \(error)")
+                if exitAfter { vm.requestStop(.vmmError("snapshot failed: \(error)")) }
             }
         }
     }

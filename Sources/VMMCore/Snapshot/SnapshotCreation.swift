@@ -132,6 +132,13 @@ extension MicroVM {
             let memory = try GuestMemory(mappingFile: memPath, layout: layout, fileSize: reference.ramBytes + MemoryFile.trailerSize)
             let runtime = try VMRuntime(configuration: config, control: control, kvm: kvm,
                                         restoring: RuntimeRestore(machine: MachineRestore(memory: memory, state: state), file: file))
+            // With track_dirty_pages, a Diff snapshot can follow at once: the loaded memory
+            // file is its base and the log starts before any vCPU runs.
+            if config.machine.trackDirtyPages {
+                let t = DirtyPageTracker(vm: runtime.machine.vm, memory: memory)
+                try t.start()
+                runtime.dirtyTracker = t
+            }
             try runtime.start(paused: true)
             runtime.lastMemoryFile = memPath
             c.runtime = runtime
