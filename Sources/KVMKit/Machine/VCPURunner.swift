@@ -117,14 +117,19 @@ public final class VCPURunner: @unchecked Sendable {
         sigdelset(&set, VCPUKick.signal)
         pthread_sigmask(SIG_SETMASK, &set, nil)
 
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        firstRun.withLock { $0 = now }
         let control = handlers.control
+        var entered = false
         while !control.isStopped {
             if pauseRequested.load(ordering: .sequentiallyConsistent) {
                 park()
                 continue
+            }
+            if !entered {
+                // The first real entry (a restored machine parks before it).
+                entered = true
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                firstRun.withLock { $0 = now }
             }
             let exit: VMExit
             do {

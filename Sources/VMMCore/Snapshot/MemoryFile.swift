@@ -15,14 +15,16 @@ enum MemoryFile {
     static let trailerSize: UInt64 = 4096
     static let magic = Array("SWVMMEM1".utf8)
 
-    /// Write a full memory file (every page) under a temporary name; returns it.
+    /// Write a full memory file (every page) under a temporary name; returns it. Pages
+    /// that are all zero (most of a fresh guest) are left as holes: the file is sparse.
     static func writeFull(_ memory: GuestMemory, to path: String, token: UInt64) throws -> String {
         let tmp = temporaryName(path)
         let fd = try create(tmp)
         defer { close(fd) }
+        if ftruncate(fd, off_t(memory.totalSize + trailerSize)) != 0 { throw SnapshotError.io("size \(tmp)", errno) }
         var offset: UInt64 = 0
         for r in memory.regions {
-            try writeAll(fd, UnsafeRawBufferPointer(start: r.host, count: Int(r.size)), at: offset, path: tmp)
+            try writeNonZero(fd, UnsafeRawBufferPointer(start: r.host, count: Int(r.size)), at: offset, path: tmp)
             offset += r.size
         }
         try finish(fd, ramBytes: offset, token: token, path: tmp)
@@ -39,13 +41,14 @@ enum MemoryFile {
         if src < 0 { throw SnapshotError.io("open the base memory file \(base)", errno) }
         defer { close(src) }
         let ram = memory.totalSize
+        if ftruncate(fd, off_t(ram + trailerSize)) != 0 { throw SnapshotError.io("size \(tmp)", errno) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var offset: UInt64 = 0
         while offset < ram {
             let n = try buffer.withUnsafeMutableBytes { b -> Int in
                 let r = pread(src, b.baseAddress, Int(min(UInt64(b.count), ram - offset)), off_t(offset))
                 if r <= 0 { throw SnapshotError.io("read the base memory file \(base)", r == 0 ? EIO : errno) }
-                try writeAll(fd, UnsafeRawBufferPointer(rebasing: b[0..<r]), at: offset, path: tmp)
+                try writeNonZero(fd, UnsafeRawBufferPointer(rebasing: b[0..<r]), at: offset, path: tmp)
                 return r
             }
             offset += UInt64(n)
@@ -97,6 +100,28 @@ enum MemoryFile {
         if fd < 0 { throw SnapshotError.io("create \(path)", errno) }
         return fd
     }
+
+    /// Write the pages of `bytes` that are not all zero (the file was sized first, so the
+    /// rest reads as zeros), coalescing runs into one write each.
+    static func writeNonZero(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws {
+        let page = Int(GuestMemory.pageSize)
+        var runStart: Int?
+        var i = 0
+        while i < bytes.count {
+            let n = min(page, bytes.count - i)
+            let zero = memcmp(bytes.baseAddress! + i, zeroPage, n) == 0
+            if !zero && runStart == nil { runStart = i }
+            if zero, let s = runStart {
+                try writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[s..<i]), at: offset + UInt64(s), path: path)
+                runStart = nil
+            }
+            i += n
+        }
+        if let s = runStart { try writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[s...]), at: offset + UInt64(s), path: path) }
+    }
+
+    private static let zeroPage = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096).initializeMemory(
+        as: UInt8.self, repeating: 0, count: 4096)
 
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws {
         var done = 0
