@@ -27,11 +27,12 @@ public enum VMRequest: String, Sendable, CaseIterable {
     case readRegisters = "read the registers of"
     case createSnapshot = "snapshot"
     case loadSnapshot = "load a snapshot into"
+    case migrate = "migrate"
 
     public func isAllowed(in state: VMState) -> Bool {
         switch self {
         case .configure, .start, .loadSnapshot: return state == .notStarted
-        case .pause, .sendCtrlAltDel: return state == .running
+        case .pause, .sendCtrlAltDel, .migrate: return state == .running
         case .resume, .readRegisters, .createSnapshot: return state == .paused
         }
     }

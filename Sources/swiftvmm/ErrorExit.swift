@@ -19,7 +19,7 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
         case .missingBootSource, .invalidConfiguration: return (VMMExit.badInput, "swiftvmm: \(error)")
         case .illegal, .startFailed, .keyboardBusy: return (VMMExit.failure, "swiftvmm: \(error)")
         }
-    case is RuntimeFailure, is KVMError, is EventLoopError:
+    case is RuntimeFailure, is KVMError, is EventLoopError, is MigrationError:
         return (VMMExit.failure, "swiftvmm: \(error)")
     default:
         // ArgumentParser's own errors: help and version succeed, everything else is a

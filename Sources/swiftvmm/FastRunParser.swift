@@ -65,6 +65,8 @@ enum FastRunParser {
             case "console": o.console = value
             case "restore": o.restore = value
             case "snapshot-on-signal": o.snapshotOnSignal = value
+            case "migrate-from": o.migrateFrom = value
+            case "migrate-on-signal": o.migrateOnSignal = value
             default: return nil
             }
         }

@@ -63,6 +63,12 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Flag(name: .customLong("track-dirty-pages"), help: "Log written guest pages, for Diff snapshots.")
     var trackDirtyPages = false
 
+    @Option(name: .customLong("migrate-from"), help: "Receive a live migration instead of booting: listen on unix:PATH or tcp:HOST:PORT for one source.")
+    var migrateFrom: String?
+
+    @Option(name: .customLong("migrate-on-signal"), help: "ADDRESS (unix:PATH or tcp:HOST:PORT): on SIGUSR1 live-migrate the VM there; exit 0 once the destination runs it.")
+    var migrateOnSignal: String?
+
     func run() throws { try runMachine() }
 }
 
@@ -73,14 +79,23 @@ extension RunOptions {
         let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
         })
-        let snapshots = try snapshotOnSignal.map { try SnapshotSignals(parsing: $0, vm: vm) }
+        if snapshotOnSignal != nil && migrateOnSignal != nil {
+            throw ValidationError("--snapshot-on-signal and --migrate-on-signal both want SIGUSR1: choose one")
+        }
+        let signals = try snapshotOnSignal.map { try SignalActions(snapshot: $0, vm: vm) }
+            ?? migrateOnSignal.map { try SignalActions(migrate: $0, vm: vm) }
         if let r = restore {
             let (state, memory) = try snapshotPaths(r, option: "--restore")
             try vm.loadSnapshot(snapshotPath: state, memPath: memory, resume: true)
+        } else if let m = migrateFrom {
+            let address: MigrationAddress
+            do { address = try MigrationAddress(parsing: m) } catch { throw ValidationError("--migrate-from: \(error)") }
+            try vm.receiveMigration(from: address)
+            warn("migration received on \(address): the guest runs here")
         } else {
             try vm.start()
         }
-        try snapshots?.start()
+        try signals?.start()
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
@@ -116,7 +131,7 @@ extension RunOptions {
         var c = VMConfiguration()
         c.machine.trackDirtyPages = trackDirtyPages
         c.console.mode = try ConsoleMode(parsing: serial)
-        if restore != nil { return c }  // everything else comes from the snapshot
+        if restore != nil || migrateFrom != nil { return c }  // everything else comes from the source
         let kernelPath = try kernel ?? DefaultGuest.probeKernelPath()
         var boot = VMConfiguration.BootSource(kernelPath: kernelPath, initrdPath: initrd,
                                               bootArgs: cmdline ?? (kernel == nil ? "console=ttyS0" : MachineConfiguration.defaultCommandLine))

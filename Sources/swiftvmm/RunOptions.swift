@@ -17,6 +17,8 @@ protocol RunOptions {
     var restore: String? { get }
     var snapshotOnSignal: String? { get }
     var trackDirtyPages: Bool { get }
+    var migrateFrom: String? { get }
+    var migrateOnSignal: String? { get }
 }
 
 /// `run`'s options as plain values. Its defaults are also `RunCommand`'s.
@@ -39,4 +41,6 @@ struct PlainRunOptions: RunOptions {
     var restore: String? = nil
     var snapshotOnSignal: String? = nil
     var trackDirtyPages = false
+    var migrateFrom: String? = nil
+    var migrateOnSignal: String? = nil
 }

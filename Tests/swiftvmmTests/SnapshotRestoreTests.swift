@@ -53,6 +53,9 @@ final class RunningVMM {
     }
 
     func signal(_ s: Int32) { kill(process.processIdentifier, s) }
+
+    /// A test that failed half-way leaves no VM behind.
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
 }
 
 /// The counts a `count` guest printed, in order (output pieces concatenated first, so a

@@ -23,7 +23,8 @@ public struct DirtyPages: Equatable, Sendable {
         }
     }
 
-    mutating func formUnion(_ other: [[UInt64]]) {
+    /// Add the pages of `other` (bitmaps of the same shape).
+    public mutating func formUnion(_ other: [[UInt64]]) {
         for r in bitmaps.indices where r < other.count {
             for w in bitmaps[r].indices where w < other[r].count { bitmaps[r][w] |= other[r][w] }
         }

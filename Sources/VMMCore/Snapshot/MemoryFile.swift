@@ -109,7 +109,7 @@ enum MemoryFile {
         var i = 0
         while i < bytes.count {
             let n = min(page, bytes.count - i)
-            let zero = memcmp(bytes.baseAddress! + i, zeroPage, n) == 0
+            let zero = isZero(UnsafeRawBufferPointer(rebasing: bytes[i..<i + n]))
             if !zero && runStart == nil { runStart = i }
             if zero, let s = runStart {
                 try writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[s..<i]), at: offset + UInt64(s), path: path)
@@ -118,6 +118,11 @@ enum MemoryFile {
             i += n
         }
         if let s = runStart { try writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[s...]), at: offset + UInt64(s), path: path) }
+    }
+
+    /// Whether `bytes` (at most a page) are all zero.
+    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.isEmpty || memcmp(bytes.baseAddress!, zeroPage, min(bytes.count, Int(GuestMemory.pageSize))) == 0
     }
 
     private static let zeroPage = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096).initializeMemory(

@@ -26,13 +26,8 @@ struct MemoryFileReference: StateCodable {
 }
 
 extension VMRuntime {
-    /// Save the (paused) VM: disks flushed, state file and memory file written so that a
-    /// crash at any point leaves the previous snapshot usable.
-    func createSnapshot(snapshotPath: String, memPath: String, type: SnapshotType, configuration: VMConfiguration) throws -> SnapshotReport {
-        let started = monotonicNanoseconds()
-        for e in registry.entries {
-            if let t = e.device as? VirtioMMIOTransport, let block = t.device as? VirtioBlock { try block.backend.flush() }
-        }
+    /// Everything but RAM, as a state file; the VM must be paused.
+    func captureStateFile(configuration: VMConfiguration) throws -> SnapshotFile {
         let state = try machine.captureState()
         // The features KVM offered (the guest's CPUID is built from them); comparing the
         // vCPU's own CPUID instead fails on PVM, whose KVM_GET_CPUID2 shows host bits.
@@ -42,6 +37,22 @@ extension VMRuntime {
         for e in registry.entries {
             if let v = try VirtioDeviceSnapshot.capture(e) { file.append(SnapshotSections.device(e.id), v) }
         }
+        return file
+    }
+
+    /// The block devices' file backends (flushed before a snapshot, handed over in a migration).
+    var diskBackends: [FileBlockBackend] {
+        registry.entries.compactMap { (($0.device as? VirtioMMIOTransport)?.device as? VirtioBlock)?.backend as? FileBlockBackend }
+    }
+
+    /// Save the (paused) VM: disks flushed, state file and memory file written so that a
+    /// crash at any point leaves the previous snapshot usable.
+    func createSnapshot(snapshotPath: String, memPath: String, type: SnapshotType, configuration: VMConfiguration) throws -> SnapshotReport {
+        let started = monotonicNanoseconds()
+        for e in registry.entries {
+            if let t = e.device as? VirtioMMIOTransport, let block = t.device as? VirtioBlock { try block.backend.flush() }
+        }
+        var file = try captureStateFile(configuration: configuration)
         let token = UInt64.random(in: 1...UInt64.max)
         let ram = machine.memory.totalSize
         file.append(SnapshotSections.memory, MemoryFileReference(token: token, ramBytes: ram))
@@ -130,25 +141,33 @@ extension MicroVM {
                 throw SnapshotError.mismatchedFiles(state: snapshotPath, memory: memPath)
             }
             let memory = try GuestMemory(mappingFile: memPath, layout: layout, fileSize: reference.ramBytes + MemoryFile.trailerSize)
-            let runtime = try VMRuntime(configuration: config, control: control, kvm: kvm,
-                                        restoring: RuntimeRestore(machine: MachineRestore(memory: memory, state: state), file: file))
-            // With track_dirty_pages, a Diff snapshot can follow at once: the loaded memory
-            // file is its base and the log starts before any vCPU runs.
-            if config.machine.trackDirtyPages {
-                let t = DirtyPageTracker(vm: runtime.machine.vm, memory: memory)
-                try t.start()
-                runtime.dirtyTracker = t
-            }
-            try runtime.start(paused: true)
+            let runtime = try restoreRuntime(&c, kvm: kvm, file: file, config: config, state: state, memory: memory, resume: resume)
             runtime.lastMemoryFile = memPath
-            c.runtime = runtime
-            c.configuration = config
-            c.lifecycle = .paused
-            if resume {
-                runtime.resume()
-                c.lifecycle = .running
-            }
         }
+    }
+
+    /// Build, start (paused) and optionally resume the runtime of a saved VM whose RAM is
+    /// `memory`; snapshot load and incoming migration end here.
+    func restoreRuntime(_ c: inout Core, kvm: KVM, file: SnapshotFile, config: VMConfiguration, state: MachineState,
+                        memory: GuestMemory, resume: Bool) throws -> VMRuntime {
+        let runtime = try VMRuntime(configuration: config, control: control, kvm: kvm,
+                                    restoring: RuntimeRestore(machine: MachineRestore(memory: memory, state: state), file: file))
+        // With track_dirty_pages, a Diff snapshot can follow at once: the loaded memory
+        // file is its base and the log starts before any vCPU runs.
+        if config.machine.trackDirtyPages {
+            let t = DirtyPageTracker(vm: runtime.machine.vm, memory: memory)
+            try t.start()
+            runtime.dirtyTracker = t
+        }
+        try runtime.start(paused: true)
+        c.runtime = runtime
+        c.configuration = config
+        c.lifecycle = .paused
+        if resume {
+            runtime.resume()
+            c.lifecycle = .running
+        }
+        return runtime
     }
 }
 
