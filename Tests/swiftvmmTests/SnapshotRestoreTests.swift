@@ -8,8 +8,8 @@ final class RunningVMM {
     private let lock = NSLock()
     private var outData = Data(), errData = Data()
 
-    init(_ arguments: [String], stdin: String = "") throws {
-        process.executableURL = swiftvmmExecutable()
+    init(_ arguments: [String], stdin: String = "", executable: URL = swiftvmmExecutable()) throws {
+        process.executableURL = executable
         process.arguments = arguments
         process.standardOutput = out
         process.standardError = err
