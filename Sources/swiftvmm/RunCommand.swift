@@ -96,6 +96,9 @@ extension RunOptions {
             try vm.start()
         }
         try signals?.start()
+        defer {  // a hand-over or suspend says so last (its figures come from the VM's stop reason)
+            if case .hostRequest(let why) = vm.stopReason, why.hasPrefix("migrated") || why.hasPrefix("suspended") { warn(why) }
+        }
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }

@@ -94,8 +94,9 @@ final class SignalActions: @unchecked Sendable {
 
     private func migrate(_ address: MigrationAddress) {
         do {
-            let report = try vm.migrate(to: address)
-            warn("migrated to \(address): \(report)")
+            // The report is in the stop reason, which the main thread prints: this thread
+            // may not get to run again before the process exits.
+            _ = try vm.migrate(to: address)
         } catch {
             warn("migration to \(address) failed, the VM keeps running here: \(error)")
         }

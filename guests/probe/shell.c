@@ -69,6 +69,17 @@ static void cmd_count(bool disk) {
 	}
 }
 
+/* Keep writing one word per page over MIB MiB, for ever (the migration benchmark's
+ * "dirtying" guest); prints a line per sweep. */
+static void cmd_dirty(u64 mib) {
+	u64 *buf = phys_alloc(mib << 20, 4096);
+	if (!buf) { printk("dirty: cannot allocate %llu MiB\n", mib); return; }
+	for (u64 sweep = 1;; sweep++) {
+		for (u64 i = 0; i < (mib << 20) / 8; i += 512) buf[i] = sweep;
+		printk("dirty sweep=%llu\n", sweep);
+	}
+}
+
 static bool word(const char **p, const char **w, size_t *n) {
 	while (**p == ' ') (*p)++;
 	if (!**p) return false;
@@ -91,6 +102,7 @@ static const char help[] =
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
 	"  bench blk read|write MIB sequential virtio-blk I/O (write overwrites the disk)\n"
 	"  count [disk]             print count=N forever (with disk: a sector per step)\n"
+	"  dirty MIB                write a word per page of MIB MiB, sweep after sweep\n"
 	"  fault                    execute ud2 (exception report, then power off)\n"
 	"  crash                    triple fault (the VMM reports a guest crash)\n"
 	"  poweroff                 power off\n";
@@ -109,6 +121,9 @@ static void execute(const char *p) {
 	else if (is(w, n, "rng")) rng_show();
 	else if (is(w, n, "poweroff")) poweroff();
 	else if (is(w, n, "count")) cmd_count(word(&p, &a, &an) && is(a, an, "disk"));
+	else if (is(w, n, "dirty")) {
+		if (word(&p, &a, &an) && parse_u64(a, an, &x) && x > 0) cmd_dirty(x); else printk("usage: dirty MIB\n");
+	}
 	else if (is(w, n, "fault")) __asm__ volatile("ud2"); /* exercise the exception report */
 	else if (is(w, n, "crash")) triple_fault();
 	else if (is(w, n, "test")) {

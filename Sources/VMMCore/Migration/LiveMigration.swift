@@ -109,7 +109,8 @@ extension MicroVM {
     /// pre-copy (all of RAM while the guest runs, then what it dirtied, round after round,
     /// until the rest fits `downtimeTargetMillis` or `maxRounds` is reached), then pause,
     /// send the last pages and the state, and hand over: the destination resumes the
-    /// guest and this VM stops (`hostRequest("migrated …")`). On any failure the guest
+    /// guest and this VM stops (`hostRequest("migrated to ADDRESS: REPORT")`, so whoever
+    /// waits for the stop sees the figures). On any failure the guest
     /// here keeps running as if nothing happened, and the error is thrown.
     public func migrate(to address: MigrationAddress, downtimeTargetMillis: Double = 50, maxRounds: Int = 30) throws -> MigrationReport {
         try core.withLock { c in
@@ -164,10 +165,11 @@ extension MicroVM {
                 bytes += UInt64(file.count)
                 try expect(.running, from: channel)
                 let done = monotonicNanoseconds()
-                control.requestStop(.hostRequest("migrated to \(address)"))
-                return MigrationReport(rounds: rounds + 1, bytesSent: bytes, pagesInFinalRound: last.count,
-                                       totalMilliseconds: Double(done - started) / 1e6,
-                                       downtimeMilliseconds: Double(done - pausedAt) / 1e6)
+                let report = MigrationReport(rounds: rounds + 1, bytesSent: bytes, pagesInFinalRound: last.count,
+                                             totalMilliseconds: Double(done - started) / 1e6,
+                                             downtimeMilliseconds: Double(done - pausedAt) / 1e6)
+                control.requestStop(.hostRequest("migrated to \(address): \(report)"))
+                return report
             } catch {
                 for d in disks { try? d.relock() }
                 r.resume()
