@@ -88,3 +88,27 @@ final class SnapshotBadInputTests: XCTestCase {
         XCTAssertTrue(o.stderr.contains("use STATE,MEM"), o.stderr)
     }
 }
+
+extension SnapshotBadInputTests {
+    /// A crash between the memory file's rename and the state file's: the old state file
+    /// and MEM.prev still restore.
+    func testInterruptedSnapshotLeavesThePreviousOneRestorable() throws {
+        let s = try snapshot()
+        let dir = s.dir.appendingPathComponent("crash-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let state = dir.appendingPathComponent("s.state").path, mem = dir.appendingPathComponent("s.mem").path
+        try Data(s.state).write(to: URL(fileURLWithPath: state))
+        XCTAssertEqual(link(s.mem, mem + ".prev"), 0)
+        var newer = [UInt8](try Data(contentsOf: URL(fileURLWithPath: s.mem)))
+        newer[newer.count - 4096 + 8] ^= 0xFF  // the half-finished snapshot's token
+        try Data(newer).write(to: URL(fileURLWithPath: mem))
+        let r = try runProcess(swiftvmmExecutable(), ["run", "--restore", "\(state),\(mem)"], stdin: Data("echo alive\npoweroff\n".utf8),
+                               timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("alive"), r.stdout)
+        unlink(mem + ".prev")
+        let refused = try runProcess(swiftvmmExecutable(), ["run", "--restore", "\(state),\(mem)"], timeout: 30)
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("does not belong to state file"), refused.stderr)
+    }
+}

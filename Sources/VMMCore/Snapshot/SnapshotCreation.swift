@@ -137,12 +137,20 @@ extension MicroVM {
             guard layout.reduce(UInt64(0), { $0 &+ $1.size }) == reference.ramBytes else {
                 throw SnapshotFileError.incompatibleHost("the state's memory layout and memory size disagree")
             }
-            guard try MemoryFile.token(of: memPath, ramBytes: reference.ramBytes) == reference.token else {
-                throw SnapshotError.mismatchedFiles(state: snapshotPath, memory: memPath)
+            // A crash between the two renames of a snapshot leaves the old state file with
+            // the new memory file; the memory that goes with it is then MEM.prev.
+            var memoryPath = memPath
+            if try MemoryFile.token(of: memPath, ramBytes: reference.ramBytes) != reference.token {
+                let previous = memPath + ".prev"
+                guard access(previous, R_OK) == 0,
+                      (try? MemoryFile.token(of: previous, ramBytes: reference.ramBytes)) == reference.token else {
+                    throw SnapshotError.mismatchedFiles(state: snapshotPath, memory: memPath)
+                }
+                memoryPath = previous
             }
-            let memory = try GuestMemory(mappingFile: memPath, layout: layout, fileSize: reference.ramBytes + MemoryFile.trailerSize)
+            let memory = try GuestMemory(mappingFile: memoryPath, layout: layout, fileSize: reference.ramBytes + MemoryFile.trailerSize)
             let runtime = try restoreRuntime(&c, kvm: kvm, file: file, config: config, state: state, memory: memory, resume: resume)
-            runtime.lastMemoryFile = memPath
+            runtime.lastMemoryFile = memoryPath
         }
     }
 
