@@ -7,7 +7,7 @@ RELEASE_BIN := .build/release/swiftvmm
 # Debian packages the build, the guests and the tests use.
 APT_PACKAGES := make gcc binutils libc6-dev linux-libc-dev qemu-system-x86 busybox-static \
 	acpica-tools e2fsprogs cpio lz4 xz-utils zstd kmod util-linux bsdextrautils \
-	iproute2 hyperfine python3 file
+	iproute2 hyperfine python3 file curl
 
 .PHONY: run test deps build probe floor linux check bench fuzz clean
 

@@ -28,7 +28,7 @@ let package = Package(
         .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM"]),
         .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit"]),
         .testTarget(name: "VMMCoreTests", dependencies: ["VMMCore", "KVMKit", "VirtioDevices"]),
-        .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM"]),
+        .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM", "VMMCore"]),
     ],
     swiftLanguageModes: [.v5]
 )

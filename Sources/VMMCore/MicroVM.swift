@@ -1,5 +1,6 @@
 import CKVM
 import KVMKit
+import VirtioDevices
 import Synchronization
 
 /// One managed microVM: its configuration, its lifecycle, and — once started — the machine,
@@ -101,6 +102,34 @@ public final class MicroVM: Sendable {
         try core.withLock { c in
             try check(.sendCtrlAltDel, c.lifecycle)
             guard let r = c.runtime, r.machine.i8042.pressCtrlAltDel() else { throw VMError.keyboardBusy }
+        }
+    }
+
+    /// Point drive `id` at another image: before start, in the configuration; while the VM
+    /// runs or is paused, by swapping the backing file under the live device (what
+    /// firecracker-containerd and Kata do to hot-plug) and telling the guest its capacity
+    /// may have changed. The new file is opened first; on any error nothing changes.
+    public func updateDrive(id: String, path: String) throws {
+        try core.withLock { c in
+            guard let index = c.configuration.drives.firstIndex(where: { $0.id == id }) else {
+                throw VMError.invalidConfiguration("drive \(id) does not exist")
+            }
+            if let r = c.runtime, control.stopReason == nil {
+                guard let transport = r.registry.entry("block_\(id)")?.device as? VirtioMMIOTransport,
+                      let block = transport.device as? VirtioBlock else {
+                    throw VMError.invalidConfiguration("drive \(id) has no live device")
+                }
+                let old = c.configuration.drives[index]
+                let backend = try FileBlockBackend(path: path, readOnly: old.readOnly)
+                let quiesce = c.lifecycle == .running  // a paused VM's devices are quiet already
+                if quiesce { transport.pause() }
+                defer { if quiesce { transport.resume() } }
+                try transport.withDeviceLocked { _, _ in try block.replaceBackend(backend) }
+                transport.configChanged()
+            } else {
+                try check(.configure, c.lifecycle)
+            }
+            c.configuration.drives[index].path = path
         }
     }
 

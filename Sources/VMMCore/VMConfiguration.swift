@@ -72,6 +72,20 @@ public struct VMConfiguration: Equatable, Sendable {
 
     public init() {}
 
+    /// Drives in device order: the root device first (it is /dev/vda), then the others in
+    /// the order they were added.
+    public var drivesInDeviceOrder: [Drive] { drives.filter(\.isRootDevice) + drives.filter { !$0.isRootDevice } }
+
+    /// The kernel command line: the boot arguments plus, for a root device, `root=` and
+    /// `ro`/`rw` as Firecracker adds them.
+    public var kernelCommandLine: String {
+        var line = bootSource?.bootArgs ?? MachineConfiguration.defaultCommandLine
+        if let root = drives.first(where: \.isRootDevice) {
+            line += (root.partUUID.map { " root=PARTUUID=\($0)" } ?? " root=/dev/vda") + (root.readOnly ? " ro" : " rw")
+        }
+        return line
+    }
+
     /// Add or replace (same id) a drive; at most one root device.
     public mutating func upsertDrive(_ d: Drive) throws {
         guard !d.id.isEmpty else { throw VMError.invalidConfiguration("drive_id must not be empty") }

@@ -24,7 +24,7 @@ final class VMRuntime {
             throw VMError.missingBootSource
         }
         var mc = MachineConfiguration(kernelPath: boot.kernelPath, initrdPath: boot.initrdPath,
-                                      commandLine: boot.bootArgs ?? MachineConfiguration.defaultCommandLine,
+                                      commandLine: c.kernelCommandLine,
                                       memoryMiB: c.machine.memSizeMiB, cpus: c.machine.vcpuCount,
                                       serialMMIOAddress: c.console.serialMMIOAddress, elfEntry: boot.elfEntry)
         mc.hugePages = c.machine.hugePages == .twoMiB
@@ -37,7 +37,7 @@ final class VMRuntime {
         try registry.register(id: "i8042", kind: .i8042, device: machine.i8042)
         try registry.register(id: "acpi", kind: .acpi, device: machine.acpiSleep)
 
-        for d in c.drives {
+        for d in c.drivesInDeviceOrder {
             let id = registry.uniqueID("block_\(d.id)")
             let saved = try restoring?.virtio(id)
             let options = DiskOptions(path: d.path, readOnly: d.readOnly, id: d.id)

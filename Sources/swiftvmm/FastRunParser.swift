@@ -67,6 +67,9 @@ enum FastRunParser {
             case "snapshot-on-signal": o.snapshotOnSignal = value
             case "migrate-from": o.migrateFrom = value
             case "migrate-on-signal": o.migrateOnSignal = value
+            case "api-sock": o.apiSock = value
+            case "config-file": o.configFile = value
+            case "id": o.id = value
             default: return nil
             }
         }

@@ -69,12 +69,22 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Option(name: .customLong("migrate-on-signal"), help: "ADDRESS (unix:PATH or tcp:HOST:PORT): on SIGUSR1 live-migrate the VM there; exit 0 once the destination runs it.")
     var migrateOnSignal: String?
 
+    @Option(name: .customLong("api-sock"), help: "Serve Firecracker's control API on this Unix socket. Without --kernel the VM waits for InstanceStart.")
+    var apiSock: String?
+
+    @Option(name: .customLong("config-file"), help: "Configure and start the VM from a Firecracker configuration file (JSON).")
+    var configFile: String?
+
+    @Option(help: "Instance id (GET /, logs), 1-64 letters, digits and '-'.")
+    var id: String?
+
     func run() throws { try runMachine() }
 }
 
 // The command's work, for `RunCommand` and for `FastRunParser`'s options alike.
 extension RunOptions {
     func runMachine() throws {
+        if apiSock != nil || configFile != nil || id != nil { return try runManaged() }
         let clockAtStart = mainStartNanoseconds
         let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
@@ -128,6 +138,22 @@ extension RunOptions {
                 warn(line)
             }
         }
+    }
+
+    /// `--api-sock`/`--config-file`: the VM belongs to the API (and the file); the other
+    /// options give its starting configuration, and with `--kernel` it starts at once.
+    private func runManaged() throws {
+        var m = ManagedRun()
+        m.apiSocket = apiSock
+        m.configFile = configFile
+        if let id {
+            guard FirecrackerCommandLine.isValidID(id) else { throw ValidationError("--id \(id): use 1-64 letters, digits and '-'") }
+            m.id = id
+        }
+        m.initial = try makeVMConfiguration()
+        if kernel == nil && apiSock != nil { m.initial.bootSource = nil }
+        m.startImmediately = configFile == nil && m.initial.bootSource != nil
+        try m.run()
     }
 
     func makeVMConfiguration() throws -> VMConfiguration {

@@ -19,6 +19,9 @@ protocol RunOptions {
     var trackDirtyPages: Bool { get }
     var migrateFrom: String? { get }
     var migrateOnSignal: String? { get }
+    var apiSock: String? { get }
+    var configFile: String? { get }
+    var id: String? { get }
 }
 
 /// `run`'s options as plain values. Its defaults are also `RunCommand`'s.
@@ -43,4 +46,7 @@ struct PlainRunOptions: RunOptions {
     var trackDirtyPages = false
     var migrateFrom: String? = nil
     var migrateOnSignal: String? = nil
+    var apiSock: String? = nil
+    var configFile: String? = nil
+    var id: String? = nil
 }

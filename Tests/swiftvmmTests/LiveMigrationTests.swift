@@ -35,7 +35,7 @@ final class LiveMigrationTests: XCTestCase {
         let dst = try RunningVMM(destinationPrefix + ["run", "--migrate-from", address], executable: exe)
         listening()
         let src = try RunningVMM(prefix + ["run", "--kernel", try probeKernel(), "--memory", "128", "--disk", disk,
-                                           "--migrate-on-signal", address], stdin: "count disk\n", executable: exe)
+                                           "--migrate-on-signal", address], stdin: "count 0 20 disk\n", executable: exe)
         try src.waitFor("20 counts") { (counts($0).last ?? 0) >= 20 }
         src.signal(SIGUSR1)
         XCTAssertEqual(src.wait(), 0, src.stderr)
@@ -104,7 +104,7 @@ final class LiveMigrationTests: XCTestCase {
         listener.start()
         waitForFile(socket)
         let src = try RunningVMM(["run", "--kernel", try probeKernel(), "--memory", "64", "--disk", makeDisk(),
-                                  "--migrate-on-signal", "unix:\(socket)"], stdin: "count disk\n")
+                                  "--migrate-on-signal", "unix:\(socket)"], stdin: "count 0 20 disk\n")
         try src.waitFor("10 counts") { (counts($0).last ?? 0) >= 10 }
         src.signal(SIGUSR1)
         let deadline = Date().addingTimeInterval(30)
@@ -126,7 +126,7 @@ final class LiveMigrationTests: XCTestCase {
         let dst = try RunningVMM(["run", "--migrate-from", "unix:\(socket)"])
         waitForFile(socket)
         let src = try RunningVMM(["run", "--kernel", try probeKernel(), "--memory", "64", "--disk", disk,
-                                  "--migrate-on-signal", "unix:\(socket)"], stdin: "count disk\n")
+                                  "--migrate-on-signal", "unix:\(socket)"], stdin: "count 0 20 disk\n")
         try src.waitFor("10 counts") { (counts($0).last ?? 0) >= 10 }
         // The source keeps its open file; the destination finds no disk at that path.
         XCTAssertEqual(rename(disk, disk + ".moved"), 0)

@@ -62,7 +62,7 @@ final class RunningVMM {
 /// line cut by a snapshot is whole again).
 func counts(_ text: String) -> [Int] {
     text.split(whereSeparator: \.isNewline).compactMap { line -> Int? in
-        guard line.hasPrefix("count=") else { return nil }
+        guard line.hasPrefix("count ") else { return nil }
         return Int(line.dropFirst(6).prefix { $0.isNumber })
     }
 }
@@ -90,7 +90,7 @@ final class SnapshotRestoreTests: XCTestCase {
         XCTAssertTrue(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
 
         let a = try RunningVMM(["run", "--kernel", kernel, "--memory", "64", "--disk", disk, "--track-dirty-pages",
-                                "--snapshot-on-signal", "\(path("full.state")),\(path("full.mem")),exit"], stdin: "count disk\n")
+                                "--snapshot-on-signal", "\(path("full.state")),\(path("full.mem")),exit"], stdin: "count 0 20 disk\n")
         try a.waitFor("20 counts") { (counts($0).last ?? 0) >= 20 }
         a.signal(SIGUSR1)
         XCTAssertEqual(a.wait(), 0, a.stderr)
@@ -132,7 +132,7 @@ final class SnapshotRestoreTests: XCTestCase {
     func testKilledAfterSnapshotRestoresFromTheSnapshot() throws {
         let kernel = try probeKernel()
         let a = try RunningVMM(["run", "--kernel", kernel, "--memory", "64",
-                                "--snapshot-on-signal", "\(path("s.state")),\(path("s.mem"))"], stdin: "count\n")
+                                "--snapshot-on-signal", "\(path("s.state")),\(path("s.mem"))"], stdin: "count 0\n")
         try a.waitFor("10 counts") { (counts($0).last ?? 0) >= 10 }
         a.signal(SIGUSR1)
         let deadline = Date().addingTimeInterval(30)

@@ -23,6 +23,17 @@ void kmain(int kind, u64 info) {
 		if (!bench_cmd(v, n)) printk("probe: bad probe.bench= (pio:N, mmio:N[:ADDR], blk:read|write:MIB)\n");
 		poweroff();
 	}
+	if (param("probe.count", &v, &n)) {
+		/* N[:SPIN]: count as the shell's `count` does, then power off. */
+		size_t i = 0;
+		while (i < n && v[i] != ':') i++;
+		u64 count = 0, spin = 20;
+		if (!parse_u64(v, i, &count) || (i < n && !parse_u64(v + i + 1, n - i - 1, &spin)))
+			printk("probe: bad probe.count= (N or N:SPIN)\n");
+		else
+			count_ticks(count, spin, false);
+		poweroff();
+	}
 	if (param("probe.run", &v, &n)) {
 		run_tests(v, n);
 		poweroff();

@@ -122,6 +122,7 @@ void run_tests(const char *list, size_t len);
 extern const char *current_test;
 extern int test_pass, test_fail;
 void shell(void);
+void count_ticks(u64 n, u64 spin_millions, bool disk); /* print count 1..n (0: for ever) */
 void bench_pio(u64 n);
 void bench_mmio(u64 n, u64 addr);
 bool bench_cmd(const char *spec, size_t len); /* "pio:N", "mmio:N[:ADDR]", "blk:read:MIB" */

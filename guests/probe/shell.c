@@ -54,18 +54,49 @@ static void cmd_cpuid(void) {
 	if (printable && s[0]) printk("cpuid: hypervisor \"%s\", max leaf 0x%x\n", s, r[0]);
 }
 
-/* Print a counter forever (snapshot and migration tests watch it for gaps and repeats);
- * with a disk, each step also checks and writes a sector (blk_count_step). The counter
- * lives in guest memory, so a restored or migrated guest carries on from it. */
-static u64 counter;
-static void cmd_count(bool disk) {
-	for (;;) {
-		counter++;
-		const char *err = disk ? blk_count_step(counter) : NULL;
-		if (err) { printk("count=%llu disk error: %s\n", counter, err); return; }
-		printk("count=%llu\n", counter);
-		u64 t = rdtsc();
-		while (rdtsc() - t < 20000000) __asm__ volatile("pause");
+static bool word(const char **p, const char **w, size_t *n) {
+	while (**p == ' ') (*p)++;
+	if (!**p) return false;
+	*w = *p;
+	while (**p && **p != ' ') (*p)++;
+	*n = (size_t)(*p - *w);
+	return true;
+}
+
+static bool is(const char *w, size_t n, const char *s) { return strlen(s) == n && !strncmp(w, s, n); }
+
+/* Ctrl, Alt, Delete make codes as the keyboard controller delivers them: scan code set 1
+ * when it translates (its default), set 2 otherwise. */
+static const u8 cad_set1[4] = {0x1D, 0x38, 0xE0, 0x53};
+static const u8 cad_set2[4] = {0x14, 0x11, 0xE0, 0x71};
+
+/* Poll the i8042 (no interrupts in the probe); true once Ctrl-Alt-Del has arrived. */
+static bool ctrl_alt_del_pressed(void) {
+	static u8 last[4];
+	while (inb(0x64) & 1) {
+		for (int i = 0; i < 3; i++) last[i] = last[i + 1];
+		last[3] = inb(0x60);
+		if (!memcmp(last, cad_set1, 4) || !memcmp(last, cad_set2, 4)) return true;
+	}
+	return false;
+}
+
+/* A guest that works and shows it: pause/resume, snapshot and migration tests watch the
+ * numbers continue with no gap and no repeat. With `disk`, each step also checks the
+ * sector the previous step wrote and writes its own (blk_count_step), so the disk's
+ * contents follow the count too. Ctrl-Alt-Del on the keyboard (the API's
+ * SendCtrlAltDel) ends it with a power-off, as Linux's reboot=k would. */
+void count_ticks(u64 n, u64 spin_millions, bool disk) {
+	for (u64 i = 1; n == 0 || i <= n; i++) {
+		u64 start = rdtsc();
+		while (rdtsc() - start < spin_millions * 1000000ull) __asm__ volatile("pause");
+		const char *err = disk ? blk_count_step(i) : NULL;
+		if (err) { printk("count %lu disk error: %s\n", (unsigned long)i, err); return; }
+		printk("count %lu\n", (unsigned long)i);
+		if (ctrl_alt_del_pressed()) {
+			printk("probe: ctrl-alt-del\n");
+			poweroff();
+		}
 	}
 }
 
@@ -80,17 +111,6 @@ static void cmd_dirty(u64 mib) {
 	}
 }
 
-static bool word(const char **p, const char **w, size_t *n) {
-	while (**p == ' ') (*p)++;
-	if (!**p) return false;
-	*w = *p;
-	while (**p && **p != ' ') (*p)++;
-	*n = (size_t)(*p - *w);
-	return true;
-}
-
-static bool is(const char *w, size_t n, const char *s) { return strlen(s) == n && !strncmp(w, s, n); }
-
 static const char help[] =
 	"commands:\n"
 	"  help                     this text\n"
@@ -101,7 +121,8 @@ static const char help[] =
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
 	"  bench blk read|write MIB sequential virtio-blk I/O (write overwrites the disk)\n"
-	"  count [disk]             print count=N forever (with disk: a sector per step)\n"
+	"  count N [SPIN] [disk]    print count 1..N (N=0: for ever), SPIN million TSC cycles apart (default 20);\n"
+	"                           with disk, check and write a disk sector per count\n"
 	"  dirty MIB                write a word per page of MIB MiB, sweep after sweep\n"
 	"  fault                    execute ud2 (exception report, then power off)\n"
 	"  crash                    triple fault (the VMM reports a guest crash)\n"
@@ -120,7 +141,16 @@ static void execute(const char *p) {
 	else if (is(w, n, "blk")) blk_info();
 	else if (is(w, n, "rng")) rng_show();
 	else if (is(w, n, "poweroff")) poweroff();
-	else if (is(w, n, "count")) cmd_count(word(&p, &a, &an) && is(a, an, "disk"));
+	else if (is(w, n, "count")) {
+		if (!word(&p, &a, &an) || !parse_u64(a, an, &x)) { printk("usage: count N [SPIN]\n"); return; }
+		y = 20;
+		bool disk = false;
+		while (word(&p, &b, &bn)) {
+			if (is(b, bn, "disk")) disk = true;
+			else if (!parse_u64(b, bn, &y)) { printk("usage: count N [SPIN] [disk]\n"); return; }
+		}
+		count_ticks(x, y, disk);
+	}
 	else if (is(w, n, "dirty")) {
 		if (word(&p, &a, &an) && parse_u64(a, an, &x) && x > 0) cmd_dirty(x); else printk("usage: dirty MIB\n");
 	}

@@ -17,6 +17,7 @@ public enum ConsoleExitCleanup {
 
     private static let maxFlagRestores = 4
     private static let maxPathBytes = 128
+    private static let socketSlots = 2
 
     private struct Storage {
         var termiosArmed: UnsafeMutablePointer<Int32>
@@ -24,7 +25,8 @@ public enum ConsoleExitCleanup {
         var termios: UnsafeMutablePointer<termios>
         var flagFDs: UnsafeMutablePointer<Int32>     // -1 = free
         var flagValues: UnsafeMutablePointer<Int32>
-        var socketPath: UnsafeMutablePointer<CChar>  // "" = none
+        /// `socketSlots` paths of maxPathBytes each (the console's and the API's); "" = free.
+        var socketPath: UnsafeMutablePointer<CChar>
         var previousActions: UnsafeMutablePointer<sigaction>  // indexed by signal number
     }
 
@@ -34,7 +36,7 @@ public enum ConsoleExitCleanup {
         let s = Storage(
             termiosArmed: .allocate(capacity: 1), termiosFD: .allocate(capacity: 1),
             termios: .allocate(capacity: 1), flagFDs: .allocate(capacity: maxFlagRestores),
-            flagValues: .allocate(capacity: maxFlagRestores), socketPath: .allocate(capacity: maxPathBytes),
+            flagValues: .allocate(capacity: maxFlagRestores), socketPath: .allocate(capacity: maxPathBytes * socketSlots),
             previousActions: .allocate(capacity: signalSlots))
         s.previousActions.initialize(repeating: sigaction(), count: signalSlots)
         s.termiosArmed.pointee = 0
@@ -42,7 +44,7 @@ public enum ConsoleExitCleanup {
         s.termios.initialize(to: termios())
         s.flagFDs.initialize(repeating: -1, count: maxFlagRestores)
         s.flagValues.initialize(repeating: 0, count: maxFlagRestores)
-        s.socketPath.initialize(repeating: 0, count: maxPathBytes)
+        s.socketPath.initialize(repeating: 0, count: maxPathBytes * socketSlots)
         return s
     }()
 
@@ -94,9 +96,9 @@ public enum ConsoleExitCleanup {
             _ = ckvm_fcntl_setfl(s.flagFDs[i], s.flagValues[i])
             s.flagFDs[i] = -1
         }
-        if s.socketPath[0] != 0 {
-            unlink(s.socketPath)
-            s.socketPath[0] = 0
+        for slot in 0..<socketSlots where s.socketPath[slot * maxPathBytes] != 0 {
+            unlink(s.socketPath + slot * maxPathBytes)
+            s.socketPath[slot * maxPathBytes] = 0
         }
     }
 
@@ -130,21 +132,26 @@ public enum ConsoleExitCleanup {
         for i in 0..<maxFlagRestores where storage.flagFDs[i] == fd { storage.flagFDs[i] = -1 }
     }
 
-    /// Returns false when the path does not fit (then it is not unlinked by signals).
+    /// Remember a socket file to unlink if the process dies by a signal. Returns false when
+    /// the path does not fit or both slots are taken (then signals do not unlink it).
     @discardableResult
-    static func recordSocketPath(_ path: String) -> Bool {
+    public static func recordSocketPath(_ path: String) -> Bool {
         lock.lock(); defer { lock.unlock() }
         let bytes = Array(path.utf8)
-        guard bytes.count < maxPathBytes else { return false }
-        storage.socketPath[0] = 0
-        for (i, b) in bytes.enumerated() { storage.socketPath[i] = CChar(bitPattern: b) }
-        storage.socketPath[bytes.count] = 0
+        guard bytes.count < maxPathBytes,
+              let slot = (0..<socketSlots).first(where: { storage.socketPath[$0 * maxPathBytes] == 0 }) else { return false }
+        let base = storage.socketPath + slot * maxPathBytes
+        for (i, b) in bytes.enumerated() { base[i] = CChar(bitPattern: b) }
+        base[bytes.count] = 0
         return true
     }
 
-    static func forgetSocketPath() {
+    /// The socket was removed in the normal way: forget it.
+    public static func forgetSocketPath(_ path: String) {
         lock.lock(); defer { lock.unlock() }
-        storage.socketPath[0] = 0
+        for slot in 0..<socketSlots where String(cString: storage.socketPath + slot * maxPathBytes) == path {
+            storage.socketPath[slot * maxPathBytes] = 0
+        }
     }
 }
 

@@ -64,24 +64,20 @@ public final class ConsoleSocketServer: ConsoleHost {
         } catch {
             Glibc.close(fd)
             if UnixSocketAddress.fileType(path) == S_IFSOCK { unlink(path) }
-            ConsoleExitCleanup.forgetSocketPath()
+            ConsoleExitCleanup.forgetSocketPath(path)
             throw error
         }
         listenFD = fd
     }
 
     private func removeStaleSocket() throws {
-        guard let type = UnixSocketAddress.fileType(path) else { return }
-        guard type == S_IFSOCK else { throw ConsoleError.pathIsNotSocket(path: path) }
-        let probe = try UnixSocketAddress.connect(path)
-        if probe.fd >= 0 {
-            Glibc.close(probe.fd)
-            throw ConsoleError.socketInUse(path: path)
+        switch try UnixSocketAddress.clearStaleSocket(path) {
+        case .free, .removedStale: return
+        case .liveSocket: throw ConsoleError.socketInUse(path: path)
+        case .notSocket: throw ConsoleError.pathIsNotSocket(path: path)
+        case .failed("connect", let e): throw ConsoleError.systemCall("connect", errno: e, context: "probe existing socket \(path)")
+        case .failed(let call, let e): throw ConsoleError.systemCall(call, errno: e, context: "stale socket \(path)")
         }
-        guard probe.errno == ECONNREFUSED else {
-            throw ConsoleError.systemCall("connect", errno: probe.errno, context: "probe existing socket \(path)")
-        }
-        if unlink(path) < 0 { throw ConsoleError.systemCall("unlink", errno: errno, context: "stale socket \(path)") }
     }
 
     // MARK: clients
@@ -242,7 +238,7 @@ public final class ConsoleSocketServer: ConsoleHost {
             Glibc.close(listenFD)
             listenFD = -1
             unlink(path)
-            ConsoleExitCleanup.forgetSocketPath()
+            ConsoleExitCleanup.forgetSocketPath(path)
         }
     }
 }

@@ -36,7 +36,7 @@ public final class EventLoop: @unchecked Sendable {
     private static let wakeToken = UInt64.max
     private static let maxEventsPerWait = 64
 
-    private let epollFD: Int32
+    let epollFD: Int32
     private let wake: EventFD
     private let lock = EventLoopLock()
     private var slots: [Slot] = []          // indexed by fd; guarded by lock

@@ -260,6 +260,7 @@ public final class Machine: @unchecked Sendable {
         for r in runners { r.kick() }
         for r in runners { r.join() }
         if bootFirstRun == nil { bootFirstRun = runners.first?.firstRunTime }
+        retiredExits = exitCounts
         runners.removeAll()
     }
 
@@ -269,13 +270,20 @@ public final class Machine: @unchecked Sendable {
 
     public var vcpuCount: Int { vcpus.count }
 
-    /// Userspace exits of all vCPUs so far, by kind.
+    /// Userspace exits of all vCPUs so far, by kind (also after `shutdown`).
     public var exitCounters: MetricCounters {
-        var io: UInt64 = 0, mmio: UInt64 = 0, other: UInt64 = 0
+        let c = exitCounts
+        return [("exits_io", c.io), ("exits_mmio", c.mmio), ("exits_interrupted", c.other)]
+    }
+
+    private var exitCounts: (io: UInt64, mmio: UInt64, other: UInt64) {
+        var total = retiredExits
         for r in runners {
             let c = r.exitCounts
-            io &+= c.io; mmio &+= c.mmio; other &+= c.other
+            total.io &+= c.io; total.mmio &+= c.mmio; total.other &+= c.other
         }
-        return [("exits_io", io), ("exits_mmio", mmio), ("exits_interrupted", other)]
+        return total
     }
+    /// The counts of the threads `shutdown` joined.
+    private var retiredExits: (io: UInt64, mmio: UInt64, other: UInt64) = (0, 0, 0)
 }

@@ -31,6 +31,14 @@ public final class VCPURunner: @unchecked Sendable {
     /// Set (once) just before the first KVM_RUN; read by `--timings`.
     public var firstRunTime: timespec? { firstRun.withLock { $0 } }
     private let firstRun = Mutex<timespec?>(nil)
+    /// What the owner asked for and whether the thread is parked; one lock, so a pause that
+    /// arrives before a resumed thread even woke up finds it still parked.
+    private let mailbox = Mutex(Mailbox())
+    private struct Mailbox {
+        var pauseRequested = false
+        var isParked = false
+    }
+    /// Mirrors `mailbox.pauseRequested` for the run loop's per-exit check.
     private let pauseRequested = Atomic<Bool>(false)
     private let ioExits = Atomic<UInt64>(0)
     private let mmioExits = Atomic<UInt64>(0)
@@ -84,7 +92,12 @@ public final class VCPURunner: @unchecked Sendable {
     /// Ask the thread to leave KVM_RUN and park; returns once it has (true), or false if it
     /// did not within `timeoutMillis`.
     func pause(timeoutMillis: Int32) -> Bool {
-        pauseRequested.store(true, ordering: .sequentiallyConsistent)
+        let alreadyParked = mailbox.withLock { m -> Bool in
+            m.pauseRequested = true
+            pauseRequested.store(true, ordering: .sequentiallyConsistent)
+            return m.isParked
+        }
+        if alreadyParked { return true }
         thread.withLock { t in
             if let t { VCPUKick.kick(vcpu, thread: t) }
         }
@@ -93,7 +106,10 @@ public final class VCPURunner: @unchecked Sendable {
 
     /// Let a parked thread go on.
     func resume() {
-        pauseRequested.store(false, ordering: .sequentiallyConsistent)
+        mailbox.withLock { m in
+            m.pauseRequested = false
+            pauseRequested.store(false, ordering: .sequentiallyConsistent)
+        }
         wakeup.signal()
     }
 
@@ -104,9 +120,21 @@ public final class VCPURunner: @unchecked Sendable {
 
     /// Park until resumed or stopped. Runs on the vCPU thread, outside KVM_RUN.
     private func park() {
+        let mustPark = mailbox.withLock { m -> Bool in
+            guard m.pauseRequested else { return false }
+            m.isParked = true
+            return true
+        }
+        guard mustPark else { return }
         parked.signal()
-        while pauseRequested.load(ordering: .sequentiallyConsistent) && !handlers.control.isStopped {
+        while true {
             _ = wakeup.wait()
+            let leave = mailbox.withLock { m -> Bool in
+                guard !m.pauseRequested || handlers.control.isStopped else { return false }
+                m.isParked = false
+                return true
+            }
+            if leave { return }
         }
     }
 

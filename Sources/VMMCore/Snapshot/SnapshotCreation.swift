@@ -122,7 +122,9 @@ extension MicroVM {
     /// guest size. The VM is Paused afterwards, or Running with `resume`. The disks must
     /// be the ones the snapshot was taken with (same paths and sizes). On any error
     /// nothing is left half-built and the VM stays Not started.
-    public func loadSnapshot(snapshotPath: String, memPath: String, resume: Bool) throws {
+    /// `trackDirtyPages`: log dirty pages from here on (for Diff snapshots) even if the
+    /// saved VM did not.
+    public func loadSnapshot(snapshotPath: String, memPath: String, resume: Bool, trackDirtyPages: Bool = false) throws {
         try core.withLock { c in
             try check(.loadSnapshot, c.lifecycle)
             let kvm = try c.makeKVM()
@@ -131,6 +133,7 @@ extension MicroVM {
             if let why = host.cannotRun(file.cpu) { throw SnapshotFileError.incompatibleHost(why) }
             var config = try file.decode(SavedConfiguration.self, section: SnapshotSections.configuration).configuration
             config.console.mode = c.configuration.console.mode
+            if trackDirtyPages { config.machine.trackDirtyPages = true }
             let state = try file.decode(MachineState.self, section: SnapshotSections.machine)
             let reference = try file.decode(MemoryFileReference.self, section: SnapshotSections.memory)
             let layout = state.memory.map { (guestAddress: $0.guestAddress, size: $0.size) }

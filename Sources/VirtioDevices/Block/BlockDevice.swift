@@ -4,11 +4,13 @@ import KVMKit
 public enum BlockDeviceError: Error, Equatable, CustomStringConvertible {
     case requestWithoutStatus(head: UInt16)
     case notActivated
+    case readOnlyMismatch
 
     public var description: String {
         switch self {
         case .requestWithoutStatus(let h): return "block request at head \(h) has no writable status byte"
         case .notActivated: return "block queue processed before activation"
+        case .readOnlyMismatch: return "the new disk image must have the same read-only mode as the one it replaces"
         }
     }
 }
@@ -20,14 +22,14 @@ public final class VirtioBlock: VirtioDevice {
     /// Bytes of the serial GET_ID returns (VIRTIO_BLK_ID_BYTES).
     public static let idBytes = 20
 
-    public let backend: BlockBackend
+    public private(set) var backend: BlockBackend
     public let serial: [UInt8]
-    public let limits: BlockLimits
+    public private(set) var limits: BlockLimits
     /// VIRTIO_BLK_F_FLUSH is offered (and a flush is an fdatasync). Without it the guest
     /// never flushes: Firecracker's "Unsafe" cache type.
     public let offersFlush: Bool
     public private(set) var metrics = BlockMetrics()
-    private let config: [UInt8]
+    private var config: [UInt8]
     private var queue: Virtqueue?
     private var memory: GuestMemory?
 
@@ -38,7 +40,11 @@ public final class VirtioBlock: VirtioDevice {
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
         self.serial = id
         limits = BlockLimits(capacitySectors: backend.size / 512, readOnly: backend.isReadOnly)
-        config = BlockConfig(
+        config = Self.configBytes(limits)
+    }
+
+    static func configBytes(_ limits: BlockLimits) -> [UInt8] {
+        BlockConfig(
             capacitySectors: limits.capacitySectors,
             sizeMax: 1 << 20,
             segMax: UInt32(Self.queueSize) - 2,  // header and status take two descriptors
@@ -48,6 +54,16 @@ public final class VirtioBlock: VirtioDevice {
             maxWriteZeroesSectors: limits.maxWriteZeroesSectors,
             maxWriteZeroesSegments: limits.maxWriteZeroesSegments
         ).bytes
+    }
+
+    /// Put a new image behind the device (Firecracker's `PATCH /drives/{id}` after start):
+    /// same read-only mode; the capacity may change (the caller then raises a
+    /// configuration-change interrupt). Call with the transport paused and its lock held.
+    public func replaceBackend(_ new: BlockBackend) throws {
+        guard new.isReadOnly == limits.readOnly else { throw BlockDeviceError.readOnlyMismatch }
+        backend = new
+        limits = BlockLimits(capacitySectors: new.size / 512, readOnly: new.isReadOnly)
+        config = Self.configBytes(limits)
     }
 
     /// Open `--disk` options: the image file or block device, locked.

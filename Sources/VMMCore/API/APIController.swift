@@ -1,0 +1,245 @@
+import Glibc
+import KVMKit
+import Synchronization
+
+/// Executes routed API requests against one `MicroVM`: Firecracker's pre-boot and
+/// post-boot rules, its responses (204 for changes, JSON for reads) and its fault bodies.
+/// Runs on the API thread (or the main thread for `--config-file`); every request either
+/// takes effect whole or answers 400 with nothing changed.
+public final class APIController: Sendable {
+    public static let appName = "swiftvmm"
+    public static let version = "0.2.0"
+
+    public let vm: MicroVM
+    public let logger: VMMLogger
+    private let metricsSink = Mutex<OutputSink?>(nil)
+
+    public init(vm: MicroVM, logger: VMMLogger) {
+        self.vm = vm
+        self.logger = logger
+    }
+
+    /// The API server's handler: route, execute, answer.
+    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        switch FirecrackerAPI.route(request) {
+        case .failure(let e):
+            logger.log(.warning, "\(request.method.rawValue) \(request.path): \(e.status.code) \(e.message)", thread: "api")
+            return e.response
+        case .success(let r):
+            do {
+                let response = try execute(r)
+                logger.log(.info, "\(request.method.rawValue) \(request.path): \(response.status.code)", thread: "api")
+                return response
+            } catch {
+                let e = APIController.fault(error)
+                logger.log(.warning, "\(request.method.rawValue) \(request.path): \(e.status.code) \(e.message)", thread: "api")
+                return e.response
+            }
+        }
+    }
+
+    /// Errors as the client sees them: a 400 whose message says what and where.
+    static func fault(_ error: Error) -> APIError {
+        if let e = error as? APIError { return e }
+        return APIError(.badRequest, "\(error)")
+    }
+
+    public func execute(_ request: APIRequest) throws -> HTTPResponse {
+        switch request {
+        case .getInstanceInfo:
+            return .json(["id": .string(vm.id), "state": .string(vm.state.rawValue),
+                          "vmm_version": .string(Self.version), "app_name": .string(Self.appName)])
+        case .getVersion:
+            return .json(["firecracker_version": .string(Self.version)])
+        case .getVMConfig:
+            return .json(currentConfig.json)
+        case .getMachineConfig:
+            return .json(FirecrackerAPI.MachineConfig(vm.configuration.machine).json)
+        case .getMetrics:
+            return .json(MetricsReport.json(vm.metrics()))
+        case .putMachineConfig(let m):
+            try vm.configure { $0.machine = try VMConfiguration.MachineSettings(validating: m) }
+        case .patchMachineConfig(let u):
+            try vm.configure { c in
+                var m = FirecrackerAPI.MachineConfig(c.machine)
+                if let v = u.vcpuCount { m.vcpuCount = v }
+                if let v = u.memSizeMiB { m.memSizeMiB = v }
+                if let v = u.smt { m.smt = v }
+                if let v = u.trackDirtyPages { m.trackDirtyPages = v }
+                if let v = u.hugePages { m.hugePages = v }
+                c.machine = try VMConfiguration.MachineSettings(validating: m)
+            }
+        case .putBootSource(let b):
+            try Self.checkReadable(b.kernelImagePath, what: "kernel_image_path")
+            if let i = b.initrdPath { try Self.checkReadable(i, what: "initrd_path") }
+            try vm.configure { c in
+                c.bootSource = .init(kernelPath: b.kernelImagePath, initrdPath: b.initrdPath, bootArgs: b.bootArgs)
+            }
+        case .putDrive(let d):
+            try vm.configure { c in try c.upsertDrive(try VMConfiguration.Drive(validating: d)) }
+        case .patchDrive(let u):
+            guard u.rateLimiter == nil else { throw APIError(.badRequest, Self.unsupportedRateLimiter) }
+            guard let path = u.pathOnHost else { return .noContent }
+            try vm.updateDrive(id: u.driveID, path: path)
+        case .putEntropy(let e):
+            guard e.rateLimiter == nil else { throw APIError(.badRequest, Self.unsupportedRateLimiter) }
+            try vm.configure { $0.entropy = true }
+        case .action(.instanceStart):
+            do { try vm.start() } catch let e as VMError { throw e } catch {
+                throw APIError(.badRequest, "Start microvm error: \(error)")
+            }
+            logger.log(.info, "microVM started", thread: "api")
+        case .action(.sendCtrlAltDel):
+            try vm.sendCtrlAltDel()
+        case .action(.flushMetrics):
+            try flushMetrics()
+        case .patchVM(.paused):
+            try vm.pause()
+            logger.log(.info, "microVM paused", thread: "api")
+        case .patchVM(.resumed):
+            try vm.resume()
+            logger.log(.info, "microVM resumed", thread: "api")
+        case .putLogger(let l):
+            try configureLogger(l)
+        case .putMetrics(let m):
+            try configureMetrics(path: m.metricsPath)
+        case .putNetworkInterface, .patchNetworkInterface:
+            throw APIError(.badRequest, "network interfaces are not supported by this swiftvmm build yet")
+        case .putVsock:
+            throw APIError(.badRequest, "vsock is not supported by this swiftvmm build yet")
+        case .createSnapshot(let s):
+            let r = try vm.createSnapshot(snapshotPath: s.snapshotPath, memPath: s.memFilePath,
+                                          type: s.snapshotType == .diff ? .diff : .full)
+            logger.log(.info, "snapshot (\(s.snapshotType.rawValue)) created in \(r.milliseconds) ms", thread: "api")
+        case .loadSnapshot(let l):
+            guard l.memBackend.backendType == .file else {
+                throw APIError(.badRequest, "only the File memory backend is supported (Uffd is not)")
+            }
+            try vm.loadSnapshot(snapshotPath: l.snapshotPath, memPath: l.memBackend.backendPath, resume: l.resumeVM,
+                                trackDirtyPages: l.trackDirtyPages)
+            logger.log(.info, "snapshot loaded", thread: "api")
+        case .getBalloon, .putBalloon, .patchBalloon, .getBalloonStatistics, .patchBalloonStatistics:
+            throw APIError(.badRequest, "the balloon device is not supported by swiftvmm")
+        }
+        return .noContent
+    }
+
+    static let unsupportedRateLimiter = "rate limiters are not supported by this swiftvmm build yet"
+
+    // MARK: configuration file
+
+    /// Apply a `--config-file` in Firecracker's order: logger and metrics first (so the rest
+    /// is logged), then the machine, the kernel, the devices. Stops at the first error,
+    /// which names the section.
+    public func apply(_ config: FirecrackerConfig) throws {
+        func section(_ name: String, _ body: () throws -> Void) throws {
+            do { try body() } catch { throw APIError(.badRequest, "config file: \(name): \(Self.fault(error).message)") }
+        }
+        if let l = config.logger { try section("logger") { try configureLogger(l) } }
+        if let m = config.metrics { try section("metrics") { try configureMetrics(path: m.metricsPath) } }
+        if let m = config.machineConfig { try section("machine-config") { _ = try execute(.putMachineConfig(m)) } }
+        if let b = config.bootSource { try section("boot-source") { _ = try execute(.putBootSource(b)) } }
+        for d in config.drives { try section("drives[\(d.driveID)]") { _ = try execute(.putDrive(d)) } }
+        if let e = config.entropy { try section("entropy") { _ = try execute(.putEntropy(e)) } }
+        for n in config.networkInterfaces { try section("network-interfaces[\(n.ifaceID)]") { _ = try execute(.putNetworkInterface(n)) } }
+        if let v = config.vsock { try section("vsock") { _ = try execute(.putVsock(v)) } }
+        if let b = config.balloon { try section("balloon") { _ = try execute(.putBalloon(b)) } }
+    }
+
+    /// The configuration as `GET /vm/config` and `--config-file` spell it.
+    public var currentConfig: FirecrackerConfig {
+        let c = vm.configuration
+        var f = FirecrackerConfig()
+        f.bootSource = c.bootSource.map { .init(kernelImagePath: $0.kernelPath, bootArgs: $0.bootArgs, initrdPath: $0.initrdPath) }
+        f.machineConfig = FirecrackerAPI.MachineConfig(c.machine)
+        f.drives = c.drives.map {
+            FirecrackerAPI.Drive(driveID: $0.id, pathOnHost: $0.path, isRootDevice: $0.isRootDevice, isReadOnly: $0.readOnly,
+                                 partUUID: $0.partUUID, cacheType: $0.cacheType == .writeback ? .writeback : .unsafe)
+        }
+        if c.entropy { f.entropy = FirecrackerAPI.Entropy() }
+        if let s = logger.settings {
+            f.logger = FirecrackerAPI.Logger(logPath: s.path, level: FirecrackerAPI.LogLevel(rawValue: s.level.name),
+                                             showLevel: s.showLevel, showLogOrigin: s.showOrigin)
+        }
+        if let m = metricsSink.withLock({ $0?.path }) { f.metrics = FirecrackerAPI.Metrics(metricsPath: m) }
+        return f
+    }
+
+    // MARK: logger and metrics
+
+    public func configureLogger(_ l: FirecrackerAPI.Logger) throws {
+        let old = logger.settings
+        guard let path = l.logPath ?? old?.path else { throw APIError(.badRequest, "logger: log_path is required") }
+        var s = VMMLogger.Settings(path: path, level: old?.level ?? .warning, showLevel: old?.showLevel ?? false,
+                                   showOrigin: old?.showOrigin ?? false)
+        if let level = l.level, let parsed = VMMLogger.Level(name: level.rawValue) { s.level = parsed }
+        if let v = l.showLevel { s.showLevel = v }
+        if let v = l.showLogOrigin { s.showOrigin = v }
+        try logger.configure(s)
+    }
+
+    public func configureMetrics(path: String) throws {
+        try metricsSink.withLock { sink in
+            guard sink == nil else { throw APIError(.badRequest, "Reinitialization of metrics not allowed.") }
+            sink = try OutputSink(path: path)
+        }
+    }
+
+    /// Write one metrics record (FlushMetrics, and at exit).
+    public func flushMetrics() throws {
+        guard let sink = metricsSink.withLock({ $0 }) else {
+            throw APIError(.badRequest, "metrics are not configured (PUT /metrics first)")
+        }
+        sink.writeLine(MetricsReport.json(vm.metrics()).encoded())
+    }
+
+    /// Flush at exit if metrics are configured; never throws.
+    public func flushMetricsIfConfigured() {
+        if metricsSink.withLock({ $0 }) != nil { try? flushMetrics() }
+    }
+
+    static func checkReadable(_ path: String, what: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw APIError(.badRequest, "\(what) \(path): cannot open: \(errnoText(errno))") }
+        var st = stat()
+        defer { close(fd) }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw APIError(.badRequest, "\(what) \(path): not a regular file")
+        }
+    }
+}
+
+extension FirecrackerAPI.MachineConfig {
+    init(_ m: VMConfiguration.MachineSettings) {
+        self.init(vcpuCount: m.vcpuCount, memSizeMiB: m.memSizeMiB, smt: m.smt, trackDirtyPages: m.trackDirtyPages,
+                  hugePages: m.hugePages == .twoMiB ? .twoMiB : .none)
+    }
+}
+
+extension VMConfiguration.MachineSettings {
+    init(validating m: FirecrackerAPI.MachineConfig) throws {
+        if m.smt && m.vcpuCount > 1 && m.vcpuCount % 2 != 0 {
+            throw APIError(.badRequest, "vcpu_count must be 1 or an even number when SMT is enabled")
+        }
+        if m.hugePages == .twoMiB && m.memSizeMiB % 2 != 0 {
+            throw APIError(.badRequest, "mem_size_mib must be a multiple of 2 with huge_pages 2M")
+        }
+        self.init(vcpuCount: m.vcpuCount, memSizeMiB: m.memSizeMiB, smt: m.smt, trackDirtyPages: m.trackDirtyPages,
+                  hugePages: m.hugePages == .twoMiB ? .twoMiB : .none)
+    }
+}
+
+extension VMConfiguration.Drive {
+    init(validating d: FirecrackerAPI.Drive) throws {
+        guard d.rateLimiter == nil else { throw APIError(.badRequest, APIController.unsupportedRateLimiter) }
+        guard d.ioEngine == .sync else { throw APIError(.badRequest, "io_engine Async is not supported; use Sync") }
+        // Opened (and closed) now, as Firecracker does, so a wrong path fails here, not at start.
+        let fd = open(d.pathOnHost, (d.isReadOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw APIError(.badRequest, "drive \(d.driveID): cannot open \(d.pathOnHost): \(errnoText(errno))")
+        }
+        close(fd)
+        self.init(id: d.driveID, path: d.pathOnHost, readOnly: d.isReadOnly, isRootDevice: d.isRootDevice,
+                  partUUID: d.partUUID, cacheType: d.cacheType == .writeback ? .writeback : .unsafe)
+    }
+}

@@ -1,0 +1,91 @@
+import Glibc
+import KVMKit
+import VMMCore
+
+/// A VM driven by the control API and/or a Firecracker `--config-file`: what
+/// `swiftvmm --api-sock …` (Firecracker's command line) and `swiftvmm run --api-sock …`
+/// run. The process lives until the VM stops (as Firecracker's does), or until a signal.
+struct ManagedRun {
+    var apiSocket: String?
+    var configFile: String?
+    var id = "anonymous-instance"
+    var logPath: String?
+    var level: VMMLogger.Level?
+    var showLevel = false
+    var showLogOrigin = false
+    var metricsPath: String?
+    /// The configuration before the API or the config file changes it.
+    var initial = VMConfiguration()
+    /// Start without waiting for `InstanceStart` (a kernel was given on the command line).
+    var startImmediately = false
+
+    func run() throws {
+        let vm = try MicroVM(id: id, configuration: initial, kvm: {
+            do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
+        })
+        let logger = VMMLogger(instanceID: id)
+        let controller = APIController(vm: vm, logger: logger)
+        do {
+            if let p = logPath {
+                try controller.configureLogger(.init(logPath: p, level: level.flatMap { .init(rawValue: $0.name) },
+                                                     showLevel: showLevel, showLogOrigin: showLogOrigin))
+            }
+            if let m = metricsPath { try controller.configureMetrics(path: m) }
+        } catch {
+            throw UsageFailure("\(APIControllerFault(error))")
+        }
+        var server: APIServer?
+        if let path = apiSocket {
+            let s = APIServer(path: path) { controller.handle($0) }
+            do { try s.start() } catch { throw UsageFailure("\(error)") }
+            server = s
+            logger.log(.info, "API server listening on \(path)")
+        }
+        defer {
+            server?.stop()
+            server?.join()
+        }
+        if let file = configFile {
+            let config: FirecrackerConfig
+            switch FirecrackerAPI.parseConfigFile(try readConfigFile(file)) {
+            case .success(let c): config = c
+            case .failure(let e): throw UsageFailure("\(file): \(e)")
+            }
+            do { try controller.apply(config) } catch { throw UsageFailure("\(file): \(APIControllerFault(error))") }
+            try vm.start()
+        } else if startImmediately {
+            try vm.start()
+        }
+        let reason = vm.waitForStop()
+        vm.shutdown()
+        controller.flushMetricsIfConfigured()
+        logger.log(.info, "microVM stopped: \(reason)")
+        try finish(reason)
+    }
+
+    private func readConfigFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw UsageFailure("--config-file \(path): \(errnoText(errno))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw UsageFailure("--config-file \(path): \(errnoText(errno))") }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+            if bytes.count > 1 << 20 { throw UsageFailure("--config-file \(path): larger than 1 MiB") }
+        }
+    }
+}
+
+/// Bad input found after parsing (a config file, a socket path): exit 2, one line.
+struct UsageFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// An API-side error as one line (APIError's message, or the error's own description).
+func APIControllerFault(_ error: Error) -> String {
+    (error as? APIError)?.message ?? "\(error)"
+}
