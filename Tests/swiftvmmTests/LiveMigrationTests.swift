@@ -36,17 +36,17 @@ final class LiveMigrationTests: XCTestCase {
         listening()
         let src = try RunningVMM(prefix + ["run", "--kernel", try probeKernel(), "--memory", "128", "--disk", disk,
                                            "--migrate-on-signal", address], stdin: "count 0 20 disk\n", executable: exe)
-        try src.waitFor("20 counts") { (counts($0).last ?? 0) >= 20 }
+        try src.waitFor("20 counts") { (consoleCounts($0).last ?? 0) >= 20 }
         src.signal(SIGUSR1)
         XCTAssertEqual(src.wait(), 0, src.stderr)
         XCTAssertTrue(src.stderr.contains("migrated to"), src.stderr)
         if let line = src.stderr.split(separator: "\n").first(where: { $0.contains("downtime") }) { print("migration: \(line)") }
-        let handedOver = counts(src.stdout).last ?? 0
-        try dst.waitFor("20 counts on the destination") { (counts(src.stdout + $0).last ?? 0) >= handedOver + 20 }
+        let handedOver = consoleCounts(src.stdout).last ?? 0
+        try dst.waitFor("20 counts on the destination") { (consoleCounts(src.stdout + $0).last ?? 0) >= handedOver + 20 }
         dst.signal(SIGKILL)
         _ = dst.wait()
         let all = src.stdout + dst.stdout
-        let seen = counts(all)
+        let seen = consoleCounts(all)
         XCTAssertEqual(seen, Array(1...(seen.last ?? 0)), "every count once, in order, across the hand-over")
         XCTAssertFalse(all.contains("disk error"), String(all.suffix(400)))
     }
@@ -105,17 +105,17 @@ final class LiveMigrationTests: XCTestCase {
         waitForFile(socket)
         let src = try RunningVMM(["run", "--kernel", try probeKernel(), "--memory", "64", "--disk", makeDisk(),
                                   "--migrate-on-signal", "unix:\(socket)"], stdin: "count 0 20 disk\n")
-        try src.waitFor("10 counts") { (counts($0).last ?? 0) >= 10 }
+        try src.waitFor("10 counts") { (consoleCounts($0).last ?? 0) >= 10 }
         src.signal(SIGUSR1)
         let deadline = Date().addingTimeInterval(30)
         while !src.stderr.contains("failed") && Date() < deadline { usleep(20_000) }
         XCTAssertTrue(src.stderr.contains("failed, the VM keeps running here"), src.stderr)
-        let at = counts(src.stdout).last ?? 0
-        try src.waitFor("counting on after the failure") { (counts($0).last ?? 0) >= at + 10 }
+        let at = consoleCounts(src.stdout).last ?? 0
+        try src.waitFor("counting on after the failure") { (consoleCounts($0).last ?? 0) >= at + 10 }
         XCTAssertTrue(src.process.isRunning)
         src.signal(SIGKILL)
         _ = src.wait()
-        let seen = counts(src.stdout)
+        let seen = consoleCounts(src.stdout)
         XCTAssertEqual(seen, Array(1...(seen.last ?? 0)))
         XCTAssertFalse(src.stdout.contains("disk error"))
     }
@@ -127,7 +127,7 @@ final class LiveMigrationTests: XCTestCase {
         waitForFile(socket)
         let src = try RunningVMM(["run", "--kernel", try probeKernel(), "--memory", "64", "--disk", disk,
                                   "--migrate-on-signal", "unix:\(socket)"], stdin: "count 0 20 disk\n")
-        try src.waitFor("10 counts") { (counts($0).last ?? 0) >= 10 }
+        try src.waitFor("10 counts") { (consoleCounts($0).last ?? 0) >= 10 }
         // The source keeps its open file; the destination finds no disk at that path.
         XCTAssertEqual(rename(disk, disk + ".moved"), 0)
         src.signal(SIGUSR1)
@@ -136,11 +136,11 @@ final class LiveMigrationTests: XCTestCase {
         let deadline = Date().addingTimeInterval(30)
         while !src.stderr.contains("failed") && Date() < deadline { usleep(20_000) }
         XCTAssertTrue(src.stderr.contains("migration refused by the destination"), src.stderr)
-        let at = counts(src.stdout).last ?? 0
-        try src.waitFor("counting on") { (counts($0).last ?? 0) >= at + 10 }
+        let at = consoleCounts(src.stdout).last ?? 0
+        try src.waitFor("counting on") { (consoleCounts($0).last ?? 0) >= at + 10 }
         src.signal(SIGKILL)
         _ = src.wait()
-        let seen = counts(src.stdout)
+        let seen = consoleCounts(src.stdout)
         XCTAssertEqual(seen, Array(1...(seen.last ?? 0)))
         XCTAssertFalse(src.stdout.contains("disk error"), "the source's disk (and its lock) came back")
     }

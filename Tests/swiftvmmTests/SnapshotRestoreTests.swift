@@ -58,15 +58,6 @@ final class RunningVMM {
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
 }
 
-/// The counts a `count` guest printed, in order (output pieces concatenated first, so a
-/// line cut by a snapshot is whole again).
-func counts(_ text: String) -> [Int] {
-    text.split(whereSeparator: \.isNewline).compactMap { line -> Int? in
-        guard line.hasPrefix("count ") else { return nil }
-        return Int(line.dropFirst(6).prefix { $0.isNumber })
-    }
-}
-
 /// Snapshot and restore on /dev/kvm with the probe kernel: a guest counting on its console
 /// and writing a sector per count to its virtio disk is suspended (Full), restored in a new
 /// process, suspended again (Diff), restored again: no count is lost or repeated, and the
@@ -91,15 +82,15 @@ final class SnapshotRestoreTests: XCTestCase {
 
         let a = try RunningVMM(["run", "--kernel", kernel, "--memory", "64", "--disk", disk, "--track-dirty-pages",
                                 "--snapshot-on-signal", "\(path("full.state")),\(path("full.mem")),exit"], stdin: "count 0 20 disk\n")
-        try a.waitFor("20 counts") { (counts($0).last ?? 0) >= 20 }
+        try a.waitFor("20 counts") { (consoleCounts($0).last ?? 0) >= 20 }
         a.signal(SIGUSR1)
         XCTAssertEqual(a.wait(), 0, a.stderr)
         XCTAssertTrue(a.stderr.contains("snapshot (Full) written"), a.stderr)
 
         let b = try RunningVMM(["run", "--restore", "\(path("full.state")),\(path("full.mem"))",
                                 "--snapshot-on-signal", "\(path("diff.state")),\(path("diff.mem")),diff,exit"])
-        let before = counts(a.stdout).last ?? 0
-        try b.waitFor("20 more counts") { (counts(a.stdout + $0).last ?? 0) >= before + 20 }
+        let before = consoleCounts(a.stdout).last ?? 0
+        try b.waitFor("20 more counts") { (consoleCounts(a.stdout + $0).last ?? 0) >= before + 20 }
         b.signal(SIGUSR1)
         XCTAssertEqual(b.wait(), 0, b.stderr)
         XCTAssertTrue(b.stderr.contains("snapshot (Diff) written"), b.stderr)
@@ -107,13 +98,13 @@ final class SnapshotRestoreTests: XCTestCase {
 
         let c = try RunningVMM(["run", "--restore", "\(path("diff.state")),\(path("diff.mem"))",
                                 "--snapshot-on-signal", "\(path("last.state")),\(path("last.mem")),exit"])
-        let middle = counts(a.stdout + b.stdout).last ?? 0
-        try c.waitFor("20 more counts after the diff") { (counts(a.stdout + b.stdout + $0).last ?? 0) >= middle + 20 }
+        let middle = consoleCounts(a.stdout + b.stdout).last ?? 0
+        try c.waitFor("20 more counts after the diff") { (consoleCounts(a.stdout + b.stdout + $0).last ?? 0) >= middle + 20 }
         c.signal(SIGUSR1)
         XCTAssertEqual(c.wait(), 0, c.stderr)
 
         let all = a.stdout + b.stdout + c.stdout
-        let seen = counts(all)
+        let seen = consoleCounts(all)
         XCTAssertEqual(seen, Array(1...(seen.last ?? 0)), "every count once, in order, across three processes")
         XCTAssertFalse(all.contains("disk error"), String(all.suffix(500)))
 
@@ -133,18 +124,18 @@ final class SnapshotRestoreTests: XCTestCase {
         let kernel = try probeKernel()
         let a = try RunningVMM(["run", "--kernel", kernel, "--memory", "64",
                                 "--snapshot-on-signal", "\(path("s.state")),\(path("s.mem"))"], stdin: "count 0\n")
-        try a.waitFor("10 counts") { (counts($0).last ?? 0) >= 10 }
+        try a.waitFor("10 counts") { (consoleCounts($0).last ?? 0) >= 10 }
         a.signal(SIGUSR1)
         let deadline = Date().addingTimeInterval(30)
         while !a.stderr.contains("snapshot (Full) written") && Date() < deadline { usleep(20_000) }
         a.signal(SIGKILL)
         _ = a.wait()
-        let killedAt = counts(a.stdout).last ?? 0
+        let killedAt = consoleCounts(a.stdout).last ?? 0
         let b = try RunningVMM(["run", "--restore", "\(path("s.state")),\(path("s.mem"))"])
-        try b.waitFor("counts after restore") { counts($0).count >= 5 }
+        try b.waitFor("counts after restore") { consoleCounts($0).count >= 5 }
         b.signal(SIGKILL)
         _ = b.wait()
-        let resumed = counts(b.stdout)
+        let resumed = consoleCounts(b.stdout)
         XCTAssertGreaterThan(resumed.first ?? 0, 10, "the snapshot was taken after count 10")
         XCTAssertLessThanOrEqual(resumed.first ?? .max, killedAt + 1, "the restored guest starts at the snapshot, not later")
         XCTAssertEqual(resumed, Array((resumed.first ?? 0)...(resumed.last ?? 0)))
