@@ -5,5 +5,6 @@ struct SwiftVMM: ParsableCommand {
         commandName: "swiftvmm",
         abstract: "A KVM virtual machine monitor for Linux microVMs.",
         subcommands: [RunCommand.self, AttachCommand.self, CheckCommand.self, InfoCommand.self, PauseCommand.self,
-                      ResumeCommand.self, StopCommand.self, MetricsCommand.self, ConfigCommand.self, APICommand.self])
+                      ResumeCommand.self, StopCommand.self, MetricsCommand.self, ConfigCommand.self, APICommand.self,
+                      SnapshotCommand.self])
 }
