@@ -49,6 +49,9 @@ final class RunningVMM {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         usleep(100_000)  // let the readability handlers take the last bytes
+        // Then drop them, so no dispatch source outlives the test (thread-count checks).
+        out.fileHandleForReading.readabilityHandler = nil
+        err.fileHandleForReading.readabilityHandler = nil
         return process.terminationStatus
     }
 
