@@ -16,6 +16,7 @@ final class GuestMemoryDirtyTests: XCTestCase {
         try m.write(at: 0x1000, bytes: [1])
         XCTAssertTrue(set(pages(m)).isEmpty, "not tracking: nothing recorded")
         m.trackDeviceWrites(true)
+        XCTAssertTrue(m.isTrackingDeviceWrites)
         try m.write(at: 0x1000, bytes: [1])
         try m.store(UInt32(7), at: 0x2FFE)              // straddles pages 2 and 3
         try m.zero(at: 0x1000_0000 + 0x5000, length: 1)  // second region, page 5

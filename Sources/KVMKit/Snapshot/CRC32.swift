@@ -12,13 +12,6 @@ public struct CRC32 {
 
     public init() {}
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        var c = running
-        for b in bytes { c = CRC32.table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-        running = c
-        value = c ^ 0xFFFF_FFFF
-    }
-
     public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         var c = running
         for b in bytes { c = CRC32.table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }

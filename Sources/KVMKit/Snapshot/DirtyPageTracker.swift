@@ -37,7 +37,6 @@ public struct DirtyPages: Equatable, Sendable {
 public final class DirtyPageTracker {
     public let vm: VirtualMachine
     public let memory: GuestMemory
-    public private(set) var isRunning = false
 
     public init(vm: VirtualMachine, memory: GuestMemory) {
         self.vm = vm
@@ -48,13 +47,11 @@ public final class DirtyPageTracker {
     public func start() throws {
         try vm.setDirtyPageLogging(true, memory: memory)
         memory.trackDeviceWrites(true)
-        isRunning = true
         _ = try harvest()
     }
 
     public func stop() throws {
         memory.trackDeviceWrites(false)
-        isRunning = false
         try vm.setDirtyPageLogging(false, memory: memory)
     }
 

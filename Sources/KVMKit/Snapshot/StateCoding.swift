@@ -57,9 +57,6 @@ public struct StateWriter {
 
     public mutating func write(_ s: String) { write(bytes: Array(s.utf8)) }
 
-    /// Fixed-size raw bytes, no length (the reader knows the size).
-    public mutating func writeRaw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
-
     /// A count (u32) followed by each element.
     public mutating func write<T: StateCodable>(_ values: [T]) {
         write(UInt32(truncatingIfNeeded: values.count))
@@ -119,11 +116,6 @@ public struct StateReader {
     public mutating func readString(_ what: String = "string") throws -> String {
         let b = try readBytes(what, limit: 4096)
         return String(decoding: b, as: UTF8.self)
-    }
-
-    /// Exactly `count` raw bytes.
-    public mutating func readRaw(count: Int, _ what: String) throws -> [UInt8] {
-        Array(try take(count, what))
     }
 
     public mutating func read<T: StateCodable>(_ type: T.Type = T.self) throws -> T { try T(from: &self) }

@@ -25,9 +25,9 @@ struct VirtioDeviceSnapshot: StateCodable {
         guard let t = entry.device as? VirtioMMIOTransport else { return nil }
         let device: [UInt8]
         switch t.device {
-        case let d as VirtioBlock: device = d.captureState().encodedBytes
-        case let d as VirtioRng: device = d.captureState().encodedBytes
-        case let d as VirtioConsole: device = d.captureState().encodedBytes
+        case let d as VirtioBlock: device = try d.encodedState()
+        case let d as VirtioRng: device = try d.encodedState()
+        case let d as VirtioConsole: device = try d.encodedState()
         default: throw VMError.invalidConfiguration("device \(entry.id) (\(entry.kind.rawValue)) cannot be snapshotted")
         }
         return VirtioDeviceSnapshot(transport: t.captureState(), device: device)
