@@ -25,10 +25,12 @@ let package = Package(
                 "KVMKit", "VirtioDevices", "VMMCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM"]),
-        .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit"]),
-        .testTarget(name: "VMMCoreTests", dependencies: ["VMMCore", "KVMKit", "VirtioDevices"]),
-        .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM", "VMMCore"]),
+        // Shared by the test targets: how a test reacts to a missing prerequisite.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM", "TestSupport"]),
+        .testTarget(name: "VirtioDevicesTests", dependencies: ["VirtioDevices", "KVMKit", "TestSupport"]),
+        .testTarget(name: "VMMCoreTests", dependencies: ["VMMCore", "KVMKit", "VirtioDevices", "TestSupport"]),
+        .testTarget(name: "swiftvmmTests", dependencies: ["swiftvmm", "KVMKit", "CKVM", "VMMCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

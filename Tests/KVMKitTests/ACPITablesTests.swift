@@ -145,6 +145,10 @@ final class ACPITablesTests: XCTestCase {
         let image = try FirmwareImage(layout: sampleLayout(cpus: 1))
         let fadt = try image.blob("FADT").bytes
         let control = UInt16(le64(fadt, 248)), status = UInt16(le64(fadt, 260))
+        // docs/machine.md: sleep control at port 0x600, sleep status at 0x601.
+        XCTAssertEqual(control, 0x600)
+        XCTAssertEqual(status, 0x601)
+        XCTAssertEqual(ACPISleepRegisters.controlPort, 0x600, "the device sits where the FADT points")
         let dsdt = try image.blob("DSDT").bytes
         let s5 = try XCTUnwrap((0..<dsdt.count - 11).first { Array(dsdt[$0..<$0 + 4]) == Array("_S5_".utf8) })
         XCTAssertEqual(Array(dsdt[s5 + 4..<s5 + 8]), [0x12, 0x07, 0x04, 0x0A], "Package (4) { BytePrefix …")
@@ -152,7 +156,7 @@ final class ACPITablesTests: XCTestCase {
 
         var poweredOff = 0
         let device = ACPISleepRegisters { poweredOff += 1 }
-        let base = ACPISleepRegisters.controlPort
+        let base: UInt16 = 0x600
         // acpi_hw_extended_sleep: clear WAK_STS, then SLP_TYP << 2 | SLP_EN, byte writes.
         device.write(offset: status - base, size: 1, value: 0x80)
         XCTAssertEqual(poweredOff, 0)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import KVMKit
 
@@ -31,6 +32,17 @@ func makeBzImage(version: UInt16 = 0x020F, setupSects: UInt8 = 4, payloadSize: I
     put(initSize, 0x260)
     for i in 0..<payloadSize { b[(sects + 1) * 512 + i] = UInt8(truncatingIfNeeded: i &* 7 &+ 1) }
     return Array(b.dropLast(truncateBy))
+}
+
+/// The protected-mode kernel of a bzImage file, found the way the boot protocol document
+/// says and without the parser: setup_sects at 0x1F1 (0 means 4), the kernel starts after
+/// the boot sector and setup_sects sectors; syssize at 0x1F4 counts it in 16-byte units
+/// (a signed distribution kernel has its signature after that).
+func protectedModeKernel(ofFile file: [UInt8]) -> [UInt8] {
+    let sects = file[0x1F1] == 0 ? 4 : Int(file[0x1F1])
+    let syssize = Int(file[0x1F4]) | Int(file[0x1F5]) << 8 | Int(file[0x1F6]) << 16 | Int(file[0x1F7]) << 24
+    let start = (sects + 1) * 512
+    return Array(file[start..<min(file.count, start + syssize * 16)])
 }
 
 /// Minimal ELF64 x86-64 executable: one PT_LOAD at `paddr` (virtual `vaddr`) with
@@ -78,11 +90,17 @@ func makeMemory(_ layout: GuestRAMLayout) throws -> GuestMemory {
     try GuestMemory(layout: layout.regions)
 }
 
-/// Directory with Debian's kernel fetched by guests/linux/build, or nil (tests skip).
-func linuxGuestDirectory() -> String? {
+/// A file of Debian's kernel fetched by guests/linux/build (`vmlinuz`, `vmlinux`,
+/// `initramfs.cpio.gz`) in $SWIFTVMM_LINUX_DIR or guests/out/linux. make test builds them,
+/// so under CI=true a missing one is a failure.
+func linuxGuestFile(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let candidates: [String?] = [ProcessInfo.processInfo.environment["SWIFTVMM_LINUX_DIR"], root.appendingPathComponent("guests/out/linux").path]
-    return candidates.compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0 + "/vmlinuz") }
+    let dir = ProcessInfo.processInfo.environment["SWIFTVMM_LINUX_DIR"] ?? root.appendingPathComponent("guests/out/linux").path
+    let path = dir + "/" + name
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw missingPrerequisite("no \(path) (run guests/linux/build, or set SWIFTVMM_LINUX_DIR)", file: file, line: line)
+    }
+    return path
 }
 
 func assertBootError(_ expression: @autoclosure () throws -> Any, _ problem: BootError.Problem, path: String? = nil,

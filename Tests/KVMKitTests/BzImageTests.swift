@@ -73,10 +73,8 @@ final class BzImageTests: XCTestCase {
     }
 
     func testDebianKernel() throws {
-        guard let dir = linuxGuestDirectory() else {
-            throw XCTSkip("no guests/out/linux/vmlinuz (run guests/linux/build, or set SWIFTVMM_LINUX_DIR)")
-        }
-        guard case .bzImage(let k) = try LinuxKernel(contentsOf: dir + "/vmlinuz") else { return XCTFail("not a bzImage") }
+        let vmlinuz = try linuxGuestFile("vmlinuz"), initramfs = try linuxGuestFile("initramfs.cpio.gz")
+        guard case .bzImage(let k) = try LinuxKernel(contentsOf: vmlinuz) else { return XCTFail("not a bzImage") }
         XCTAssertGreaterThanOrEqual(k.version, 0x020C)
         XCTAssertNotEqual(k.xloadflags & BzImage.xlfKernel64, 0)
         XCTAssertTrue(k.relocatable)
@@ -88,9 +86,16 @@ final class BzImageTests: XCTestCase {
         let layout = try GuestRAMLayout(memoryMiB: 256)
         let memory = try makeMemory(layout)
         let loaded = try LinuxLoader.load(k, into: memory, layout: layout, commandLine: "console=ttyS0 earlyprintk=ttyS0 nokaslr",
-                                          initrd: FileManager.default.fileExists(atPath: dir + "/initramfs.cpio.gz") ? .path(dir + "/initramfs.cpio.gz") : nil)
+                                          initrd: .path(initramfs))
         XCTAssertEqual(loaded.entry.rip, 0x100_0200)
-        XCTAssertEqual(try memory.readBytes(at: 0x100_0000, count: 64), Array(k.payload.prefix(64)))
-        if let i = loaded.initrd { XCTAssertGreaterThanOrEqual(i.address, loaded.kernelEnd) }
+        // The whole protected-mode kernel, as read from the file without the parser, is in RAM at 16 MiB.
+        let expected = protectedModeKernel(ofFile: [UInt8](try Data(contentsOf: URL(fileURLWithPath: vmlinuz))))
+        XCTAssertGreaterThan(expected.count, 1 << 20)
+        XCTAssertTrue(try memory.readBytes(at: 0x100_0000, count: expected.count) == expected, "kernel bytes in RAM differ from the file")
+        let i = try XCTUnwrap(loaded.initrd)
+        XCTAssertGreaterThanOrEqual(i.address, loaded.kernelEnd)
+        let initrdFile = [UInt8](try Data(contentsOf: URL(fileURLWithPath: initramfs)))
+        XCTAssertEqual(i.size, UInt64(initrdFile.count))
+        XCTAssertTrue(try memory.readBytes(at: i.address, count: initrdFile.count) == initrdFile, "initrd bytes in RAM differ from the file")
     }
 }

@@ -80,8 +80,12 @@ final class CMOSTests: XCTestCase {
         write(c, 0x09, 0x27)
         XCTAssertEqual(read(c, 0x09), 0x27)
         XCTAssertEqual(c.captureState().clockOffset, 25 * 60 + 365 * 86_400)
-        write(c, 0x04, 0xFF)  // nonsense BCD: clamped, no trap
-        _ = read(c, 0x04)
+        // Nonsense BCD: 0xFF decodes leniently to 15 × 10 + 15 = 165 hours, taken modulo 24 = 21;
+        // no trap, and the date does not move (165 hours would be days).
+        let (minutes, day, month, year) = (read(c, 0x02), read(c, 0x07), read(c, 0x08), read(c, 0x09))
+        write(c, 0x04, 0xFF)
+        XCTAssertEqual(read(c, 0x04), 0x21)
+        XCTAssertEqual([read(c, 0x02), read(c, 0x07), read(c, 0x08), read(c, 0x09)], [minutes, day, month, year])
     }
 
     func testMemorySizeFields() {

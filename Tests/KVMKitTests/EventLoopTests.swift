@@ -83,16 +83,23 @@ final class EventLoopTests: XCTestCase {
         var bCalls = 0
         var aCalls = 0
         var replacementCalls = 0
+        var replacement: EventFD?
+        var setupError: Error?
         try loop.register(fd: b!.fd, events: .readable) { _ in bCalls += 1; b?.drain() }
         try loop.register(fd: a.fd, events: .readable) { _ in
             aCalls += 1
             a.drain()
             if bCalls == 0 {
-                // b's event may already be in this batch.
+                // b's event is in this batch (signalled before run, after a).
                 loop.unregister(fd: bFD)
                 b = nil  // closes the fd
-                if let c = try? EventFD() {  // likely reuses the fd number
-                    try? loop.register(fd: c.fd, events: .readable) { _ in replacementCalls += 1; c.drain() }
+                do {
+                    let c = try EventFD()  // the lowest free fd number: b's
+                    replacement = c
+                    c.signal()  // readable, but its event is not in this batch
+                    try loop.register(fd: c.fd, events: .readable) { _ in replacementCalls += 1; c.drain() }
+                } catch {
+                    setupError = error
                 }
             }
             loop.stop()
@@ -100,9 +107,11 @@ final class EventLoopTests: XCTestCase {
         a.signal()
         b!.signal()
         try loop.run()
+        XCTAssertNil(setupError)
         XCTAssertEqual(aCalls, 1)
-        XCTAssertEqual(replacementCalls, 0)
-        XCTAssertLessThanOrEqual(bCalls, 1)
+        XCTAssertEqual(bCalls, 0, "a's handler ran first and removed b with its event pending")
+        XCTAssertEqual(replacement?.fd, bFD, "the replacement reuses b's fd number: the case under test")
+        XCTAssertEqual(replacementCalls, 0, "b's stale event did not reach the replacement's handler")
     }
 
     func testModifyTogglesWritable() throws {
@@ -111,20 +120,35 @@ final class EventLoopTests: XCTestCase {
         defer { close(fds[0]); close(fds[1]) }
         let loop = try EventLoop()
         var writableCalls = 0
+        var modifyError: Error?
         try loop.register(fd: fds[1], events: []) { events in
             if events.contains(.writable) { writableCalls += 1 }
-            try? loop.modify(fd: fds[1], events: [])
+            do { try loop.modify(fd: fds[1], events: []) } catch { modifyError = error }
             loop.stop()
         }
         try loop.modify(fd: fds[1], events: .writable)
         try loop.run()
+        XCTAssertNil(modifyError)
         XCTAssertEqual(writableCalls, 1)
     }
 
     func testStopBeforeRunReturnsImmediately() throws {
         let loop = try EventLoop()
+        let e = try EventFD()
+        var calls = 0
+        try loop.register(fd: e.fd, events: .readable) { _ in calls += 1; e.drain() }
+        e.signal()
         loop.stop()
-        try loop.run()
+        // On a thread: a run that blocks fails the test instead of hanging it.
+        let returned = DispatchSemaphore(value: 0)
+        let runError = LockedBox<Error?>(nil)
+        Thread {
+            do { try loop.run() } catch { runError.set(error) }
+            returned.signal()
+        }.start()
+        XCTAssertEqual(returned.wait(timeout: .now() + 5), .success, "run() returned after an earlier stop()")
+        XCTAssertNil(runError.get())
+        XCTAssertEqual(calls, 0, "no event was dispatched after the stop")
     }
 
     /// Per-event cost, for the report (not an assertion on speed).
@@ -145,4 +169,13 @@ final class EventLoopTests: XCTestCase {
         print("EventLoop: \(total) eventfd round trips, \(Int(perEvent)) ns each (signal + epoll_wait + dispatch + drain)")
         XCTAssertEqual(count, total)
     }
+}
+
+/// A value shared between a test and a thread it starts.
+final class LockedBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
+    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import KVMKit
 
@@ -13,9 +14,7 @@ final class IASLTests: XCTestCase {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         let found = path.split(separator: ":").map { "\($0)/iasl" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let found else {
-            let message = "iasl not found in PATH (install acpica-tools)"
-            if ProcessInfo.processInfo.environment["CI"] == "true" { throw TestSetupError(message: message + " (CI=true: required)") }
-            throw XCTSkip(message)
+            throw missingPrerequisite("iasl not found in PATH (Debian: acpica-tools)")
         }
         iasl = found
         workDir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvmm-iasl-\(UUID().uuidString)")
@@ -211,7 +210,9 @@ final class IASLTests: XCTestCase {
     /// uses and runs its own hardware-reduced S5 sequence against our FADT.
     func testACPICALoadsTheNamespaceAndEntersS5() throws {
         let acpiexec = URL(fileURLWithPath: iasl).deletingLastPathComponent().appendingPathComponent("acpiexec").path
-        guard FileManager.default.isExecutableFile(atPath: acpiexec) else { throw XCTSkip("acpiexec not next to iasl") }
+        guard FileManager.default.isExecutableFile(atPath: acpiexec) else {
+            throw missingPrerequisite("acpiexec not next to iasl (Debian: acpica-tools)")
+        }
         let image = try FirmwareImage(layout: sampleLayout(cpus: 2))
         for (name, base) in files where name != "XSDT" {
             try Data(try image.blob(name).bytes).write(to: workDir.appendingPathComponent("\(base).dat"))

@@ -1,6 +1,7 @@
 import CKVM
 import Foundation
 import KVMKit
+import TestSupport
 import XCTest
 
 /// Open /dev/kvm for a test. Without it the test is skipped, visibly — except under
@@ -9,13 +10,7 @@ func requireKVM(file: StaticString = #filePath, line: UInt = #line) throws -> KV
     do {
         return try KVM()
     } catch {
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            XCTFail("CI=true but /dev/kvm is not usable: \(error)", file: file, line: line)
-            throw error
-        }
-        let message = "SKIPPED (no usable /dev/kvm: \(error))"
-        print(message)
-        throw XCTSkip(message)
+        throw missingPrerequisite("/dev/kvm is not usable: \(error)", file: file, line: line)
     }
 }
 

@@ -3,14 +3,14 @@ import Foundation
 import XCTest
 
 /// The terminal is restored when the process dies by a signal or calls exit() without
-/// cleaning up: a child process (this test bundle, running only `testChildProcess`) puts
-/// a pty into raw mode on its stdin, then is killed or exits.
+/// cleaning up: a child process (this test bundle, running only
+/// `testRestoredAfterExitWithoutCleanup` with SWIFTVMM_TERMINAL_CHILD set) puts a pty into
+/// raw mode on its stdin, then is killed or exits.
 final class TerminalRestoreOnExitTests: XCTestCase {
     private static let modeVariable = "SWIFTVMM_TERMINAL_CHILD"
 
-    /// The child's side; a no-op in a normal test run.
-    func testChildProcess() throws {
-        guard let mode = ProcessInfo.processInfo.environment[Self.modeVariable] else { return }
+    /// The child's side: raw mode on stdin, then exit(3) or wait for the parent's signal.
+    private func childSide(mode: String) throws -> Never {
         // The test runner has its own crash handlers; a VMM binary starts from the defaults.
         // (With a previous handler present, it gets the signal after the restore.)
         signal(SIGSEGV, SIG_DFL)
@@ -28,7 +28,7 @@ final class TerminalRestoreOnExitTests: XCTestCase {
         let child = Process()
         child.executableURL = URL(fileURLWithPath: try String(contentsOfFile: "/proc/self/cmdline", encoding: .utf8)
             .split(separator: "\0").first.map(String.init) ?? "/proc/self/exe")
-        child.arguments = ["KVMKitTests.TerminalRestoreOnExitTests/testChildProcess"]
+        child.arguments = ["KVMKitTests.TerminalRestoreOnExitTests/testRestoredAfterExitWithoutCleanup"]
         child.environment = ProcessInfo.processInfo.environment.merging([Self.modeVariable: mode]) { $1 }
         child.standardInput = FileHandle(fileDescriptor: pty.terminal, closeOnDealloc: false)
         let out = Pipe()
@@ -67,7 +67,9 @@ final class TerminalRestoreOnExitTests: XCTestCase {
         XCTAssertFalse(r.restored)
     }
 
+    /// Also the child's entry point (its process runs only this test, with the mode set).
     func testRestoredAfterExitWithoutCleanup() throws {
+        if let mode = ProcessInfo.processInfo.environment[Self.modeVariable] { try childSide(mode: mode) }
         let r = try runChild(mode: "exit", signal: nil)
         XCTAssertEqual(r.status, 3)
         XCTAssertTrue(r.output.contains("ready"))

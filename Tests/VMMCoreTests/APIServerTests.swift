@@ -140,7 +140,7 @@ final class APIServerTests: XCTestCase {
         let c = try APITestClient(path)
         c.send("DELETE /drives/a HTTP/1.1\r\n\r\n")
         let r = c.responses(1)
-        XCTAssertEqual(r.responses.first?.status, 501)
+        XCTAssertEqual(r.responses.first?.status, 400)
         XCTAssertEqual(r.responses.first?.body, #"{"fault_message":"Unsupported HTTP method DELETE (GET, PUT and PATCH are)."}"#)
         XCTAssertTrue(r.eof || c.sawEOF())
     }

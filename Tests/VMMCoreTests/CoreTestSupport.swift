@@ -1,5 +1,6 @@
 import Foundation
 import KVMKit
+import TestSupport
 import VMMCore
 import XCTest
 
@@ -10,12 +11,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 /// A prerequisite of a test is missing: skip visibly, or fail under CI=true.
 func requirePrerequisite(_ ok: Bool, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
     guard !ok else { return }
-    if ProcessInfo.processInfo.environment["CI"] == "true" {
-        XCTFail("CI=true but \(what)", file: file, line: line)
-        throw XCTSkip(what)
-    }
-    print("SKIPPED (\(what))")
-    throw XCTSkip(what)
+    throw missingPrerequisite(what, file: file, line: line)
 }
 
 /// /dev/kvm and the probe kernel, or a visible skip (a failure under CI=true).

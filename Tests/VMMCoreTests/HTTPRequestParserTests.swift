@@ -89,8 +89,8 @@ final class HTTPRequestParserTests: XCTestCase {
     }
 
     func testStatusForEachKindOfBadRequest() {
-        assertError("DELETE /drives/a HTTP/1.1\r\n\r\n", 501, "Unsupported HTTP method DELETE")
-        assertError("BREW / HTTP/1.1\r\n\r\n", 501, "Unsupported HTTP method")
+        assertError("DELETE /drives/a HTTP/1.1\r\n\r\n", 400, "Unsupported HTTP method DELETE")
+        assertError("BREW / HTTP/1.1\r\n\r\n", 400, "Unsupported HTTP method")
         assertError("G(T / HTTP/1.1\r\n\r\n", 400, "Malformed method")
         assertError("GET / HTTP/2.0\r\n\r\n", 505, "Unsupported HTTP version HTTP/2.0")
         assertError("GET / HTTX/1.1\r\n\r\n", 400, "Malformed HTTP version")

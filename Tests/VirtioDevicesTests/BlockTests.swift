@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import KVMKit
 import XCTest
 @testable import VirtioDevices
@@ -82,6 +83,27 @@ final class BlockTests: XCTestCase {
         XCTAssertEqual(block.metrics.flushes, 1)
     }
 
+    /// A FLUSH request really writes the image back (fdatasync), seen from outside the
+    /// device: the written page is dirty in the page cache before the flush and clean after.
+    func testFlushWritesTheDirtyPagesBack() throws {
+        unlink(path)
+        path = try diskBackedScratchDirectory() + "/flush-\(getpid())-\(UUID().uuidString.prefix(8)).img"
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(count: 64 * 1024)))
+        let fd = open(path, O_RDWR)
+        XCTAssertEqual(fsync(fd), 0)
+        close(fd)
+        XCTAssertEqual(try pageCacheState(of: path).dirty, 0, "clean before the test")
+        try start()
+        let a = guest.put([UInt8](repeating: 0xcd, count: 4096))
+        XCTAssertEqual(guest.byte(at: submit(BlockRequestType.write, sector: 8, data: [(a, 4096, false)])), BlockStatus.ok)
+        XCTAssertGreaterThan(try pageCacheState(of: path).dirty, 0, "the write left dirty pages")
+        XCTAssertEqual(guest.byte(at: submit(BlockRequestType.flush)), BlockStatus.ok)
+        let after = try pageCacheState(of: path)
+        XCTAssertEqual(after.dirty, 0, "FLUSH wrote the dirty pages back")
+        XCTAssertEqual(after.writeback, 0, "and waited for the write-back")
+        XCTAssertEqual(imageBytes(4096..<8192), [UInt8](repeating: 0xcd, count: 4096))
+    }
+
     func testHeaderAndDataInOneDescriptor() throws {
         // The spec forbids assuming framing: header + data in one readable buffer.
         try start()
@@ -101,7 +123,7 @@ final class BlockTests: XCTestCase {
         block = nil; t = nil; d = nil
         try start()
         let b = guest.alloc(20)
-        submit(BlockRequestType.getID, data: [(b, 20, true)])
+        XCTAssertEqual(guest.byte(at: submit(BlockRequestType.getID, data: [(b, 20, true)])), BlockStatus.ok)
         let name = String(path.split(separator: "/").last!.prefix(20))
         XCTAssertEqual(String(decoding: guest.bytes(at: b, 20).prefix { $0 != 0 }, as: UTF8.self), name)
     }
@@ -120,8 +142,10 @@ final class BlockTests: XCTestCase {
         XCTAssertEqual(guest.byte(at: submit(BlockRequestType.writeZeroes, data: [(r2, 16, false)])), BlockStatus.ok)
         XCTAssertEqual(imageBytes(512..<2048), [UInt8](repeating: 0, count: 1536))
         XCTAssertEqual(imageBytes(2048..<2049), [UInt8(2048 % 251)])
-        let r3 = guest.put(range(1, 3, flags: 1))
+        let r3 = guest.put(range(4, 1, flags: 1))  // write zeroes that may unmap: still zeros
         XCTAssertEqual(guest.byte(at: submit(BlockRequestType.writeZeroes, data: [(r3, 16, false)])), BlockStatus.ok)
+        XCTAssertEqual(imageBytes(2048..<2560), [UInt8](repeating: 0, count: 512))
+        XCTAssertEqual(imageBytes(2560..<2561), [UInt8(2560 % 251)])
         let r4 = guest.put(range(1, 3, flags: 1))  // unmap flag is reserved for discard
         XCTAssertEqual(guest.byte(at: submit(BlockRequestType.discard, data: [(r4, 16, false)])), BlockStatus.unsupported)
         let r5 = guest.put(range(0, 1) + range(2, 1))  // more ranges than max_discard_seg
@@ -278,11 +302,22 @@ final class BlockTests: XCTestCase {
         XCTAssertEqual(guest.availEvent, 20)
     }
 
-    /// A block device as the backend (the nested test bed uses /dev/vdb). Destructive:
-    /// runs only when SWIFTVMM_TEST_BLOCK_DEVICE names a scratch device (e.g. a loop device).
+    /// A block device as the backend (the nested test bed uses /dev/vdb): a loop device on
+    /// a scratch file (needs root, as CI runs), or SWIFTVMM_TEST_BLOCK_DEVICE (destroyed).
     func testBlockDeviceBackend() throws {
-        guard let dev = ProcessInfo.processInfo.environment["SWIFTVMM_TEST_BLOCK_DEVICE"] else {
-            throw XCTSkip("set SWIFTVMM_TEST_BLOCK_DEVICE to a scratch block device (losetup -f --show FILE)")
+        var dev = ProcessInfo.processInfo.environment["SWIFTVMM_TEST_BLOCK_DEVICE"] ?? ""
+        if dev.isEmpty {
+            guard getuid() == 0 else { throw missingPrerequisite("not root: no loop device (or set SWIFTVMM_TEST_BLOCK_DEVICE)") }
+            let file = try diskBackedScratchDirectory() + "/loop-\(getpid()).img"
+            XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data(count: 4 << 20)))
+            defer { unlink(file) }
+            let r = try run("/usr/sbin/losetup", ["-f", "--show", file])
+            guard r.status == 0, r.output.hasPrefix("/dev/loop") else {
+                throw missingPrerequisite("losetup -f --show failed: \(r.output)")
+            }
+            dev = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let loop = dev
+            addTeardownBlock { _ = try? self.run("/usr/sbin/losetup", ["-d", loop]) }
         }
         let b = try FileBlockBackend(path: dev, readOnly: false)
         XCTAssertTrue(b.isBlockDevice)
@@ -302,6 +337,23 @@ final class BlockTests: XCTestCase {
         data = [UInt8](repeating: 0x77, count: 4096)
         try data.withUnsafeBytes { try b.write(from: $0, at: 8192) }
         try b.discard(offset: 8192, length: 4096)
+        try data.withUnsafeBytes { try b.write(from: $0, at: 12288) }
         try b.writeZeroes(offset: 12288, length: 4096, mayUnmap: true)
+        try back.withUnsafeMutableBytes { try b.read(into: $0, at: 12288) }
+        XCTAssertEqual(back, [UInt8](repeating: 0, count: 4096))
+    }
+
+    /// A program's exit status and its stdout and stderr together.
+    private func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: program)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, out)
     }
 }

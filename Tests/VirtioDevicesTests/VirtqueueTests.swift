@@ -1,3 +1,4 @@
+import Foundation
 @testable import KVMKit
 import XCTest
 @testable import VirtioDevices
@@ -196,14 +197,44 @@ final class VirtqueueTests: XCTestCase {
         XCTAssertEqual(g.availEvent, 2)
     }
 
-    func testGuestRewritingTableAfterPopDoesNotChangeChain() throws {
+    /// The walker copies each descriptor once: a guest rewriting the table while the device
+    /// walks it may make a pop fail, but a popped buffer is always the one that was range
+    /// checked (a second fetch after the check would let the out-of-range address through).
+    func testTableRewrittenDuringWalksNeverYieldsAnUncheckedBuffer() throws {
         let g = FakeGuest()
-        let a = g.alloc(16)
-        g.setDescriptor(0, a, 16, 0)
-        g.publish(0)
-        let chain = try XCTUnwrap(try queue(g).pop())
-        g.setDescriptor(0, 0xdead_0000, 0xffff_ffff, 0)
-        XCTAssertEqual(chain.buffers, [GuestBuffer(address: a, length: 16, isWritable: false)])
+        let good = g.alloc(16)
+        let outside = FakeGuest.base + FakeGuest.size - 8  // 16 bytes from here leave guest RAM
+        let q = try queue(g)
+        let stop = LockedFlag()
+        let flipper = Thread {
+            var n = 0
+            while n & 0xFF != 0 || !stop.isSet {
+                g.setDescriptor(0, good, 16, 0)
+                g.setDescriptor(0, outside, 16, 0)
+                n &+= 1
+            }
+        }
+        flipper.start()
+        var popped = 0, refused = 0, unchecked: [GuestBuffer] = []
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline && (popped < 20_000 || refused < 20_000) {
+            g.publish(0)
+            q.beginBatch()
+            do {
+                guard let chain = try q.pop() else { return XCTFail("a published head was not popped") }
+                popped += 1
+                unchecked += chain.buffers.filter { $0.address != good }
+            } catch VirtqueueError.descriptorOutOfRange {
+                refused += 1
+            } catch is VirtqueueError {
+                // A torn descriptor (the fake guest writes it field by field): refused as well.
+            }
+        }
+        stop.set()
+        while !flipper.isFinished { usleep(1000) }
+        XCTAssertEqual(unchecked, [], "buffers outside what the range check saw")
+        XCTAssertGreaterThan(popped, 0, "the race was exercised: some walks saw the good descriptor")
+        XCTAssertGreaterThan(refused, 0, "and some were refused for the out-of-range one")
     }
 
     func testBatchLimitDefersTheRest() throws {
@@ -222,4 +253,12 @@ final class VirtqueueTests: XCTestCase {
         XCTAssertNil(try q.pop())
         XCTAssertFalse(q.hasDeferredWork)
     }
+}
+
+/// A flag one thread sets and another polls.
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
 }

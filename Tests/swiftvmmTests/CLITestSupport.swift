@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The swiftvmm executable built next to this test bundle (or $SWIFTVMM_BIN).
@@ -62,10 +63,5 @@ func runProcess(_ executable: URL, _ arguments: [String], stdin: Data? = nil, ti
 /// Skip visibly without /dev/kvm, but fail under CI=true.
 func requireKVMDevice() throws {
     if FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileManager.default.isWritableFile(atPath: "/dev/kvm") { return }
-    if ProcessInfo.processInfo.environment["CI"] == "true" {
-        XCTFail("CI=true but /dev/kvm is not usable")
-        throw XCTSkip("failed: no /dev/kvm")
-    }
-    print("SKIPPED (no usable /dev/kvm)")
-    throw XCTSkip("no usable /dev/kvm")
+    throw missingPrerequisite("/dev/kvm is not usable (not readable and writable)")
 }

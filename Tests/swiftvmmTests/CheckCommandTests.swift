@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 final class CheckCommandTests: XCTestCase {
@@ -42,8 +43,9 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(r.stdout, "")
     }
 
+    /// Runs as root (as CI does) and drops to nobody with setpriv.
     func testPermissionDeniedAsNobody() throws {
-        guard getuid() == 0 else { throw XCTSkip("needs root to switch to nobody") }
+        guard getuid() == 0 else { throw missingPrerequisite("not root: cannot switch to nobody with setpriv") }
         try requireKVMDevice()
         // /dev/kvm here is root:root 0600 or root:kvm 0660; nobody is in neither.
         let r = try runProcess(URL(fileURLWithPath: "/usr/bin/setpriv"),

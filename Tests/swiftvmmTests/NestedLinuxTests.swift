@@ -14,22 +14,24 @@ final class NestedLinuxTests: XCTestCase {
     static var invocations: [Int: Invocation] = [:]
     static var workDir = ""
     static var harnessSeconds = 0.0
-    static var guestMD5: [String: String] = [:]
+    /// NESTED_SCENARIOS=7,8 runs only those scenarios (to work on one, or to break one on
+    /// purpose and watch its test fail); the other tests skip, saying so. Refused under CI=true.
+    static let selection: Set<Int>? = ProcessInfo.processInfo.environment["NESTED_SCENARIOS"]
+        .map { Set($0.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }) }
 
     /// Scenario numbers, in script order.
     enum Scenario: Int {
         case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability
     }
 
-    /// The script split into one block per scenario (a block starts at its "# N:" line).
-    static func blocks(dir: String) -> [Int: String] {
-        var out: [Int: String] = [:]
-        var current: Int?
+    /// The script's scenarios, in order, each as its block of lines (from its "# N:" line).
+    static func scenarios(dir: String) -> [(number: Int, text: String)] {
+        var out: [(number: Int, text: String)] = []
         for line in script(dir: dir).split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("# "), let colon = line.firstIndex(of: ":"), let n = Int(line[line.index(line.startIndex, offsetBy: 2)..<colon]) {
-                current = n
+                out.append((n, ""))
             }
-            if let n = current { out[n, default: ""] += line + "\n" }
+            if !out.isEmpty { out[out.count - 1].text += line + "\n" }
         }
         return out
     }
@@ -94,7 +96,7 @@ final class NestedLinuxTests: XCTestCase {
     override class func setUp() {
         super.setUp()
         let root = repositoryRoot()
-        for tool in ["/usr/bin/qemu-system-x86_64", "/sbin/mkfs.ext4", "/sbin/debugfs"] where !FileManager.default.fileExists(atPath: tool) {
+        for tool in ["/usr/bin/qemu-system-x86_64", "/sbin/mkfs.ext4", "/sbin/debugfs", "/usr/bin/flock"] where !FileManager.default.fileExists(atPath: tool) {
             runError = "\(tool) is missing (make test installs qemu-system-x86 and e2fsprogs)"
             return
         }
@@ -112,39 +114,31 @@ final class NestedLinuxTests: XCTestCase {
                 _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(count: size))
             }
             var env = ProcessInfo.processInfo.environment
-            env["NESTED_EXPECT_TIMEOUT"] = "240"
-            // QEMU's TCG emulation of nested SVM is slow and breaks down now and then, the more
-            // often the more exits a scenario makes (guests/nested/README.md). A scenario that
-            // breaks down in the test bed — no exit, an unmet expectation, a triple fault — is run
-            // again, alone, up to three times, and the retry is printed. A wrong result (md5,
-            // serial, exit code) is never retried.
-            let all = blocks(dir: dir)
-            var pending = all.keys.sorted()
-            for attempt in 1...4 where !pending.isEmpty {
-                let scriptPath = "\(dir)/scenarios-\(attempt).script"
-                try pending.map { all[$0] ?? "" }.joined().write(toFile: scriptPath, atomically: true, encoding: .utf8)
-                let start = Date()
-                let r = try runProcess(root.appendingPathComponent("guests/nested/run"), ["--timeout", "1500", "--script", scriptPath],
-                                       timeout: 1800, environment: env, currentDirectory: root)
-                harnessSeconds += Date().timeIntervalSince(start)
-                let results = parse(r.stdout)
-                var stillPending: [Int] = []
-                for (position, scenario) in pending.enumerated() {
-                    let inv = results[position + 1]
-                    let brokeDown = inv == nil || inv?.exitCode == nil || inv!.output.contains("NESTED-EXPECT-FAILED")
-                        || inv!.output.contains("triple fault (KVM_EXIT_SHUTDOWN)")
-                    if let inv { invocations[scenario] = inv }
-                    if brokeDown { stillPending.append(scenario) }
-                }
-                print("nested test bed, attempt \(attempt): scenarios \(pending) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s (harness exit \(r.status)); broke down: \(stillPending)")
-                for scenario in stillPending {
-                    let position = (pending.firstIndex(of: scenario) ?? 0) + 1
-                    let text = results[position].map { String($0.output.suffix(6000)) } ?? "(no output; harness stderr: \(r.stderr.suffix(3000)))"
-                    print("NESTED TEST BED RETRY of scenario \(scenario) after attempt \(attempt); its output:\n\(text)")
-                }
-                pending = stillPending
+            // A talkative L2 boot took 2.5 min at load average 28 on this 2-core machine.
+            env["NESTED_EXPECT_TIMEOUT"] = env["NESTED_EXPECT_TIMEOUT"] ?? "600"
+            // One run, no retry: a scenario that misses its text or triple-faults fails its
+            // test. The bed's configuration is the one guests/nested/reliability measured
+            // clean (guests/nested/README.md, "Reliability"). The lock keeps other nested
+            // runs on this machine from competing for the CPU with this one.
+            if selection != nil && ProcessInfo.processInfo.environment["CI"] == "true" {
+                runError = "NESTED_SCENARIOS is set under CI=true: every scenario must run"
+                return
             }
-            if !pending.isEmpty { runError = "scenarios \(pending) broke down in every attempt (output above)" }
+            let chosen = scenarios(dir: dir).filter { selection?.contains($0.number) ?? true }
+            let scriptPath = "\(dir)/scenarios.script"
+            try chosen.map(\.text).joined().write(toFile: scriptPath, atomically: true, encoding: .utf8)
+            let start = Date()
+            let r = try runProcess(URL(fileURLWithPath: "/usr/bin/flock"),
+                                   ["/tmp/swiftvmm-nested.lock", root.appendingPathComponent("guests/nested/run").path,
+                                    "--timeout", "4800", "--script", scriptPath],
+                                   timeout: 5100, environment: env, currentDirectory: root)
+            harnessSeconds = Date().timeIntervalSince(start)
+            let byPosition = parse(r.stdout)
+            for (position, scenario) in chosen.enumerated() { invocations[scenario.number] = byPosition[position + 1] }
+            print("nested test bed: \(invocations.count) scenarios in \(String(format: "%.1f", harnessSeconds)) s, harness exit \(r.status)")
+            if r.status == 124 || r.status == 125 || !r.stdout.contains("NESTED-DONE") {
+                runError = "the nested test bed failed (harness exit \(r.status)); stderr:\n\(r.stderr.suffix(3000))\nconsole tail:\n\(r.stdout.suffix(6000))"
+            }
         } catch {
             runError = "\(error)"
         }
@@ -179,15 +173,27 @@ final class NestedLinuxTests: XCTestCase {
             XCTFail(e, file: file, line: line)
             throw XCTSkip("nested test bed failed")
         }
+        if let chosen = Self.selection, !chosen.contains(s.rawValue) {
+            print("SKIPPED (scenario \(s.rawValue) not in NESTED_SCENARIOS)")
+            throw XCTSkip("scenario \(s.rawValue) not in NESTED_SCENARIOS")
+        }
         guard let inv = Self.invocations[s.rawValue] else {
             XCTFail("scenario \(s) did not run", file: file, line: line)
             throw XCTSkip("no output")
         }
+        XCTAssertFalse(inv.output.contains("NESTED-EXPECT-FAILED"), "an expected text never came: \(inv.output)", file: file, line: line)
         return inv
     }
 
     func lines(_ inv: Invocation) -> [String] {
         inv.output.split(whereSeparator: { $0.isNewline }).map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// What md5sum printed for `path`: a whole line "<32 hex digits>  <path>". The guest
+    /// shell's echo of the typed command line is never such a line.
+    func md5(of path: String, in inv: Invocation) -> String? {
+        lines(inv).first { $0.count == 34 + path.utf8.count && $0.hasSuffix("  " + path) && $0.prefix(32).allSatisfy(\.isHexDigit) }
+            .map { String($0.prefix(32)) }
     }
 
     func testCheckOnAnAMDVHost() throws {
@@ -243,10 +249,7 @@ final class NestedLinuxTests: XCTestCase {
     func testExt4DiskWrite64MiBSameMD5OnHost() throws {
         let inv = try invocation(.disks)
         XCTAssertEqual(inv.exitCode, 0, inv.output)
-        guard let md5Line = lines(inv).first(where: { $0.hasSuffix("/mnt/big") && $0.count > 40 }) else {
-            return XCTFail("no md5sum line: \(inv.output)")
-        }
-        let guestMD5 = String(md5Line.prefix(32))
+        guard let guestMD5 = md5(of: "/mnt/big", in: inv) else { return XCTFail("no md5sum line: \(inv.output)") }
         let dump = "\(Self.workDir)/big.out"
         let r = try runProcess(URL(fileURLWithPath: "/sbin/debugfs"), ["-R", "dump /big \(dump)", "\(Self.workDir)/data.ext4"], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -269,7 +272,12 @@ final class NestedLinuxTests: XCTestCase {
         let inv = try invocation(.readOnly)
         XCTAssertEqual(inv.exitCode, 0, inv.output)
         XCTAssertTrue(lines(inv).contains("ro=1"), "the guest sees a read-only disk: \(inv.output)")
-        XCTAssertTrue(inv.output.contains("/mnt/big"), "it mounts read-only: \(inv.output)")
+        // The read-only mount shows the file scenario 7 wrote: its size, and the same md5.
+        XCTAssertTrue(lines(inv).contains { $0.hasPrefix("-") && $0.hasSuffix(" /mnt/big") && $0.contains(" 67108864 ") },
+                      "ls -l lists the 64 MiB file: \(inv.output)")
+        let written = md5(of: "/mnt/big", in: try invocation(.disks))
+        XCTAssertNotNil(written, "scenario 7 printed the md5 of /mnt/big")
+        XCTAssertEqual(md5(of: "/mnt/big", in: inv), written, "the read-only disk holds the file scenario 7 wrote: \(inv.output)")
         XCTAssertTrue(lines(inv).contains("raw-write-refused"), "a write fails inside the guest: \(inv.output)")
     }
 
@@ -284,11 +292,11 @@ final class NestedLinuxTests: XCTestCase {
         let inv = try invocation(.durability)
         XCTAssertTrue(lines(inv).contains("marker-after-fsync"), inv.output)
         XCTAssertNotEqual(inv.exitCode, 0, "swiftvmm was killed")
-        guard let md5Line = lines(inv).first(where: { $0.hasSuffix("/tmp/p") }) else { return XCTFail("no md5: \(inv.output)") }
+        guard let guestMD5 = md5(of: "/tmp/p", in: inv) else { return XCTFail("no md5: \(inv.output)") }
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(Self.workDir)/durable.img")).prefix(4 << 20)
         let file = "\(Self.workDir)/durable.head"
         try data.write(to: URL(fileURLWithPath: file))
         let hostMD5 = try runProcess(URL(fileURLWithPath: "/usr/bin/md5sum"), [file]).stdout.prefix(32)
-        XCTAssertEqual(String(hostMD5), String(md5Line.prefix(32)), "fsynced data survives SIGKILL of the VMM")
+        XCTAssertEqual(String(hostMD5), guestMD5, "fsynced data survives SIGKILL of the VMM")
     }
 }

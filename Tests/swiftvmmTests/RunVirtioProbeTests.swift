@@ -10,13 +10,15 @@ final class RunVirtioProbeTests: XCTestCase {
         var image = (0..<65536).map { _ in UInt8.random(in: 0...255, using: &rng) }
         image += [UInt8](repeating: 0, count: 4 << 20)
         let disk = try temporaryFile("disk.img", bytes: image)
-        let crc = String(crc32(Array(image.prefix(65536))), radix: 16)
+        let crc = crc32Hex(Array(image.prefix(65536)))
         let r = try runProcess(swiftvmmExecutable(), ["run", "--kernel", kernel, "--memory", "128",
                                                       "--disk", "\(disk),id=probe-disk", "--rng", "--console", "hvc",
-                                                      "--cmdline", "console=ttyS0 probe.run=all probe.blk_crc32=\(crc)"], timeout: 30)
+                                                      "--cmdline", probeCommandLine("console=ttyS0 probe.run=all probe.blk_crc32=\(crc)")],
+                               timeout: 30)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let lines = Set(r.stdout.split(whereSeparator: { $0.isNewline }).map(String.init))
-        for test in ["virtio", "blk", "rng", "console"] {
+        XCTAssertEqual(printedValue(r.stdout, after: "blk: crc32(first 65536 bytes)="), crc, "the CRC the probe computed is ours")
+        for test in ["virtio", "blk", "rng", "console", "cmdline"] {
             XCTAssertTrue(lines.contains("PROBE PASS \(test)"), "\(test): \(r.stdout)")
         }
         XCTAssertTrue(r.stdout.contains("swiftvmm probe: hello on virtio-console"), "virtio-console output reaches the host console")
@@ -29,11 +31,30 @@ final class RunVirtioProbeTests: XCTestCase {
         try requireKVMDevice()
         let kernel = try probeKernel()
         let disk = try temporaryFile("ro.img", bytes: [UInt8](repeating: 0xAB, count: 1 << 20))
+        let crc = crc32Hex([UInt8](repeating: 0xAB, count: 65536))
         let r = try runProcess(swiftvmmExecutable(), ["run", "--kernel", kernel, "--memory", "64", "--disk", "\(disk),ro",
-                                                      "--cmdline", "console=ttyS0 probe.run=blk"], timeout: 30)
+                                                      "--cmdline", "console=ttyS0 probe.run=blk probe.blk_crc32=\(crc)"], timeout: 30)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("PROBE PASS blk"), r.stdout)
         XCTAssertTrue(r.stdout.contains(" ro"), "the probe sees VIRTIO_BLK_F_RO: \(r.stdout)")
+    }
+
+    /// A disk whose first 64 KiB are not what the test wrote fails the probe's blk test.
+    func testWrongDiskChecksumFails() throws {
+        try requireKVMDevice()
+        let kernel = try probeKernel()
+        let image = [UInt8](repeating: 0x5A, count: 1 << 20)
+        let disk = try temporaryFile("disk.img", bytes: image)
+        var wrong = Array(image.prefix(65536))
+        wrong[4096] ^= 1
+        let r = try runProcess(swiftvmmExecutable(), ["run", "--kernel", kernel, "--memory", "64", "--disk", disk,
+                                                      "--cmdline", "console=ttyS0 probe.run=blk probe.blk_crc32=\(crc32Hex(wrong))"],
+                               timeout: 30)
+        XCTAssertTrue(r.stdout.contains("PROBE FAIL blk: crc32 differs from the expected one"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("PROBE DONE pass=0 fail=1"), r.stdout)
+        let missing = try runProcess(swiftvmmExecutable(), ["run", "--kernel", kernel, "--memory", "64", "--disk", disk,
+                                                            "--cmdline", "console=ttyS0 probe.run=blk"], timeout: 30)
+        XCTAssertTrue(missing.stdout.contains("PROBE FAIL blk: expected crc32 not given"), missing.stdout)
     }
 
     func testDiskBadInputs() throws {

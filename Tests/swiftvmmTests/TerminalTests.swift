@@ -43,8 +43,14 @@ final class TerminalTests: XCTestCase {
         // A typed command still works after the escape.
         pty.send("echo typed-after-help\r")
         pty.waitFor("\ntyped-after-help", after: mark)
-        pty.sendBytes([0x01, 0x01, UInt8(ascii: "x")])  // literal Ctrl-A to the guest, then 'x'
-        pty.send("\r")
+        // Ctrl-A Ctrl-A is one literal Ctrl-A for the guest, and the 'x' after it does not quit:
+        // the probe's `keys` shows the bytes it received.
+        let keysMark = pty.count
+        pty.send("keys\r")
+        pty.waitFor("keys: type a line", after: keysMark)
+        pty.sendBytes([0x01, 0x01, UInt8(ascii: "x"), UInt8(ascii: "\r")])
+        pty.waitFor("keys: 01 78\r", after: keysMark)  // the line ends here: exactly these two bytes
+        XCTAssertTrue(p.isRunning, "Ctrl-A Ctrl-A x did not quit")
         pty.sendBytes([0x01, UInt8(ascii: "x")])
         XCTAssertTrue(waitForExit(p))
         XCTAssertEqual(p.terminationStatus, 0)

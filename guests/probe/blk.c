@@ -139,11 +139,7 @@ const char *blk_test(void) {
 	u32 crc;
 	if ((err = blk_crc(&crc))) return err;
 	printk("blk: crc32(first %llu bytes)=%08x\n", crc_bytes(), crc);
-	u32 want;
-	if (param_hex32("probe.blk_crc32", &want) && want != crc) {
-		printk("blk: expected crc32 %08x\n", want);
-		return "crc32 of the first 64 KiB differs from probe.blk_crc32";
-	}
+	if ((err = expect_crc32("probe.blk_crc32", crc))) return err;
 	if (dev->features & BLK_F_RO) { printk("blk: read-only, write test skipped\n"); return NULL; }
 	/* Non-destructive write test on the last sector: save, write pattern, read back, restore. */
 	u64 last = capacity - 1;

@@ -3,6 +3,7 @@
 
 struct bootinfo boot;
 
+#define BP_ACPI_RSDP_ADDR 0x070
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
 #define BP_EXT_CMD_LINE_PTR 0x0c8
@@ -38,6 +39,7 @@ void boot_parse(int kind, u64 info) {
 		u32 nr_modules = rd32(info + 12);
 		u64 modlist = rd64(info + 16);
 		copy_cmdline(rd64(info + 24), 4095);
+		boot.rsdp = rd64(info + 32);
 		if (nr_modules && modlist) {
 			boot.initrd_addr = rd64(modlist);
 			boot.initrd_size = rd64(modlist + 8);
@@ -57,6 +59,7 @@ void boot_parse(int kind, u64 info) {
 	if (!info) return;
 	u64 cmd = rd32(info + BP_CMD_LINE_PTR) | (u64)rd32(info + BP_EXT_CMD_LINE_PTR) << 32;
 	boot.cmdline_size = rd32(info + BP_CMDLINE_SIZE);
+	boot.rsdp = rd64(info + BP_ACPI_RSDP_ADDR);
 	copy_cmdline(cmd, boot.cmdline_size ? boot.cmdline_size : 255);
 	boot.initrd_addr = rd32(info + BP_RAMDISK_IMAGE) | (u64)rd32(info + BP_EXT_RAMDISK_IMAGE) << 32;
 	boot.initrd_size = rd32(info + BP_RAMDISK_SIZE) | (u64)rd32(info + BP_EXT_RAMDISK_SIZE) << 32;
@@ -110,6 +113,16 @@ bool param_hex32(const char *key, u32 *out) {
 	}
 	*out = r;
 	return true;
+}
+
+const char *expect_crc32(const char *key, u32 got) {
+	const char *v;
+	size_t n;
+	u32 want;
+	if (!param(key, &v, &n)) { printk("%s: missing (crc32 here is %08x)\n", key, got); return "expected crc32 not given"; }
+	if (!param_hex32(key, &want)) return "expected crc32 is not 1-8 hex digits";
+	if (want != got) { printk("%s: expected %08x, got %08x\n", key, want, got); return "crc32 differs from the expected one"; }
+	return NULL;
 }
 
 const char *e820_type_name(u32 t) {

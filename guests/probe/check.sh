@@ -9,6 +9,8 @@ make -s -C bench/floor
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 crc32() { gzip -c | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }  # gzip's trailer holds the CRC32
+# The probe's cmdline test wants the CRC32 of the line before its probe.cmdline_crc32= token.
+with_crc() { printf '%s probe.cmdline_crc32=%s' "$1" "$(printf '%s' "$1" | crc32)"; }
 
 head -c 50000 /dev/urandom > "$tmp/initrd"
 icrc=$(crc32 < "$tmp/initrd")
@@ -22,13 +24,13 @@ check() { # name, log
 }
 
 timeout 20 bench/floor/out/floor guests/out/probe.bzImage \
-	"console=ttyS0 probe.run=all probe.initrd_crc32=$icrc" 128 "$tmp/initrd" > "$tmp/floor.log" 2>&1 || true
+	"$(with_crc "console=ttyS0 probe.run=all probe.initrd_crc32=$icrc")" 128 "$tmp/initrd" > "$tmp/floor.log" 2>&1 || true
 check "floor: probe.bzImage probe.run=all" "$tmp/floor.log"
 
 if command -v qemu-system-x86_64 > /dev/null && [ -w /dev/kvm ]; then
 	timeout 30 qemu-system-x86_64 -M microvm,acpi=off -accel kvm -m 128 -nodefaults -no-user-config \
 		-nographic -no-reboot -serial stdio -kernel guests/out/probe.elf -initrd "$tmp/initrd" \
-		-append "console=ttyS0 probe.run=serial,e820,initrd,cmdline,virtio,blk,rng,console probe.initrd_crc32=$icrc probe.blk_crc32=$bcrc" \
+		-append "$(with_crc "console=ttyS0 probe.run=serial,e820,initrd,cmdline,virtio,blk,rng,console probe.initrd_crc32=$icrc probe.blk_crc32=$bcrc")" \
 		-global virtio-mmio.force-legacy=false \
 		-drive id=d0,file="$tmp/disk.img",format=raw,if=none -device virtio-blk-device,drive=d0 \
 		-device virtio-rng-device -device virtio-serial-device -device virtconsole,chardev=c0 \

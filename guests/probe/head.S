@@ -104,6 +104,42 @@ start64_common:
 	hlt
 	jmp	5b
 
+/* Secondary CPUs (smp.c): ap_trampoline jumps here in flat 32-bit protected mode. */
+	.code32
+ap_start32:
+	movl	$SEL_DATA, %eax
+	movl	%eax, %ds
+	movl	%eax, %es
+	movl	%eax, %ss
+	movl	%eax, %fs
+	movl	%eax, %gs
+	movl	$pml4, %eax
+	movl	%eax, %cr3
+	movl	%cr4, %eax
+	orl	$0x20, %eax		/* PAE */
+	movl	%eax, %cr4
+	movl	$0xC0000080, %ecx	/* EFER */
+	rdmsr
+	orl	$0x100, %eax		/* LME */
+	wrmsr
+	movl	%cr0, %eax
+	orl	$0x80000001, %eax	/* PG | PE */
+	movl	%eax, %cr0
+	ljmp	$SEL_CODE64, $7f
+	.code64
+7:	movl	$SEL_DATA, %eax
+	movl	%eax, %ds
+	movl	%eax, %es
+	movl	%eax, %ss
+	movl	%eax, %fs
+	movl	%eax, %gs
+	movq	ap_boot_stack(%rip), %rsp
+	xorl	%ebp, %ebp
+	call	ap_main
+8:	cli
+	hlt
+	jmp	8b
+
 /* Exception stubs: push a uniform frame (vector, error code) and call exception_handler. */
 .macro ISR_NOERR n
 isr\n:
@@ -160,6 +196,26 @@ isr_table:
 	.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21
 	.quad isr\n
 	.endr
+
+/* The APs' real-mode start, copied to AP_TRAMPOLINE (a page below 1 MiB; the SIPI vector
+ * is its page number, so CS = page << 8 and IP = 0). Only position-independent code: the
+ * GDT descriptor is addressed relative to CS. */
+	.globl ap_trampoline, ap_trampoline_end
+	.code16
+ap_trampoline:
+	cli
+	cld
+	lgdtl	%cs:(ap_gdt_desc - ap_trampoline)
+	movl	%cr0, %eax
+	orl	$1, %eax		/* PE */
+	movl	%eax, %cr0
+	ljmpl	$SEL_CODE32, $ap_start32
+	.balign 8
+ap_gdt_desc:
+	.word	gdt_end - gdt - 1
+	.long	gdt
+ap_trampoline_end:
+	.code64
 
 	.balign 8
 gdt:

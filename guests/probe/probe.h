@@ -59,6 +59,7 @@ struct bootinfo {
 	struct e820 e820[E820_MAX];
 	int e820_n;
 	u64 initrd_addr, initrd_size;
+	u64 rsdp; /* ACPI RSDP from boot_params.acpi_rsdp_addr or hvm_start_info, 0 if none */
 };
 extern struct bootinfo boot;
 extern char _kernel_start[], _end[];
@@ -67,6 +68,9 @@ void boot_parse(int kind, u64 info);
 bool param(const char *key, const char **val, size_t *len);
 bool param_u64(const char *key, u64 *out);
 bool param_hex32(const char *key, u32 *out);
+/* A CRC the test must be told: NULL if `key=` is present, well-formed and equals `got`,
+ * else why not (missing, garbled or different). */
+const char *expect_crc32(const char *key, u32 got);
 void print_e820(void);
 const char *e820_type_name(u32 t);
 /* Bump allocator over usable RAM above the kernel and initrd; 4 KiB aligned, not zeroed. */
@@ -116,6 +120,13 @@ void bench_blk(bool write, u64 mib);
 const char *rng_test(void);
 void rng_show(void);
 const char *vcons_test(void);
+
+/* ---- smp.c ---- */
+#define LAPIC_BASE 0xFEE00000ull
+#define AP_TRAMPOLINE 0x10000ull /* real-mode start page of the APs (SIPI vector 0x10) */
+const char *smp_start(void);
+void ap_main(void);
+void idt_load(void);
 
 /* ---- tests.c / shell.c / bench.c ---- */
 void run_tests(const char *list, size_t len);

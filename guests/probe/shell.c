@@ -28,6 +28,20 @@ static void cmd_mem(void) {
 	if (boot.initrd_size) printk("mem: initrd 0x%llx-0x%llx\n", boot.initrd_addr, boot.initrd_addr + boot.initrd_size - 1);
 }
 
+/* The raw bytes of one input line, control characters included (readline drops them):
+ * shows what a VMM's console really delivers. */
+static void cmd_keys(void) {
+	printk("keys: type a line\n");
+	printk("keys:");
+	for (;;) {
+		int c = serial_getc_nowait();
+		if (c < 0) { __asm__ volatile("pause"); continue; }
+		if (c == '\r' || c == '\n') break;
+		printk(" %02x", (u32)c);
+	}
+	printk("\n");
+}
+
 static void cmd_cpuid(void) {
 	u32 r[4];
 	char s[49];
@@ -115,6 +129,7 @@ static const char help[] =
 	"commands:\n"
 	"  help                     this text\n"
 	"  echo TEXT                print TEXT\n"
+	"  keys                     show the bytes of the next line in hex (control keys too)\n"
 	"  mem | e820 | cpuid       memory summary, e820 map, CPU identification\n"
 	"  blk | rng                virtio-blk info, 16 bytes from virtio-rng\n"
 	"  test LIST                run self-tests (all or a,b,...), stay in the shell\n"
@@ -135,6 +150,7 @@ static void execute(const char *p) {
 	if (!word(&p, &w, &n)) return;
 	if (is(w, n, "help")) printk("%s", help);
 	else if (is(w, n, "echo")) { while (*p == ' ') p++; printk("%s\n", p); }
+	else if (is(w, n, "keys")) cmd_keys();
 	else if (is(w, n, "mem")) cmd_mem();
 	else if (is(w, n, "e820")) print_e820();
 	else if (is(w, n, "cpuid")) cmd_cpuid();

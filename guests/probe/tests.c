@@ -72,18 +72,22 @@ static const char *t_initrd(void) {
 	if (boot.initrd_addr < (u64)_end && boot.initrd_addr + boot.initrd_size > (u64)_kernel_start) return "initrd overlaps the kernel";
 	u32 crc = crc32_update(0, (const void *)boot.initrd_addr, boot.initrd_size);
 	printk("initrd: crc32=%08x\n", crc);
-	u32 want;
-	if (param_hex32("probe.initrd_crc32", &want) && want != crc) return "crc32 differs from probe.initrd_crc32";
-	return NULL;
+	return expect_crc32("probe.initrd_crc32", crc);
 }
 
+/* probe.cmdline_crc32=X: X is the CRC32 of everything before " probe.cmdline_crc32=" (the
+ * test computes it over the command line it passed; a VMM may append after it). */
 static const char *t_cmdline(void) {
+	static const char key[] = "probe.cmdline_crc32";
 	const char *v;
 	size_t n;
 	if (!boot.cmdline[0]) return "empty";
 	if (boot.cmdline_truncated) return "not NUL-terminated within cmdline_size";
 	if (!param("probe.run", &v, &n)) return "probe.run= missing";
-	return NULL;
+	if (!param(key, &v, &n)) return "probe.cmdline_crc32= missing";
+	size_t before = (size_t)(v - (sizeof key) - boot.cmdline);
+	if (before > 0 && boot.cmdline[before - 1] == ' ') before--;
+	return expect_crc32(key, crc32_update(0, boot.cmdline, before));
 }
 
 static const char *t_mmio(void) {
@@ -122,11 +126,12 @@ static const char *absent_is_skip(const char *r) {
 static const char *t_blk(void) { return absent_is_skip(blk_test()); }
 static const char *t_rng(void) { return absent_is_skip(rng_test()); }
 static const char *t_console(void) { return absent_is_skip(vcons_test()); }
+static const char *t_smp(void) { return absent_is_skip(smp_start()); }
 
 static const struct { const char *name; const char *(*fn)(void); } tests[] = {
 	{ "serial", t_serial }, { "e820", t_e820 }, { "initrd", t_initrd }, { "cmdline", t_cmdline },
 	{ "mmio", t_mmio }, { "virtio", t_virtio }, { "blk", t_blk }, { "rng", t_rng },
-	{ "console", t_console },
+	{ "console", t_console }, { "smp", t_smp },
 };
 #define NTESTS (sizeof tests / sizeof tests[0])
 
@@ -185,6 +190,11 @@ void exception_handler(struct frame *f) {
 extern const u64 isr_table[22];
 static struct __attribute__((packed)) { u16 lo, sel; u8 ist, attr; u16 mid; u32 hi, zero; } idt[22];
 
+void idt_load(void) {
+	struct __attribute__((packed)) { u16 limit; u64 base; } d = { sizeof idt - 1, (u64)idt };
+	__asm__ volatile("lidt %0" : : "m"(d));
+}
+
 void idt_init(void) {
 	for (int i = 0; i < 22; i++) {
 		u64 a = isr_table[i];
@@ -196,6 +206,5 @@ void idt_init(void) {
 		idt[i].hi = (u32)(a >> 32);
 		idt[i].zero = 0;
 	}
-	struct __attribute__((packed)) { u16 limit; u64 base; } d = { sizeof idt - 1, (u64)idt };
-	__asm__ volatile("lidt %0" : : "m"(d));
+	idt_load();
 }

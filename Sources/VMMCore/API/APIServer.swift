@@ -45,7 +45,7 @@ public final class APIServer: @unchecked Sendable {
 
     private var loop: EventLoop?
     private var listenFD: Int32 = -1
-    private var timerFD: Int32 = -1
+    private var timer: TimerFD?
     private var socketInode: ino_t = 0
     private var connections: [Int32: APIConnection] = [:]
     private var acceptPausedUntil: Int64?
@@ -88,13 +88,12 @@ public final class APIServer: @unchecked Sendable {
         }
         do {
             try bindSocket()
-            let tfd = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
-            if tfd < 0 { throw APIServerError.systemCall("timerfd_create", errno: errno, context: "API timeouts") }
-            timerFD = tfd
+            let timer = try TimerFD()
+            self.timer = timer
             let loop = try EventLoop()
             self.loop = loop
             try loop.register(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptClients() }
-            try loop.register(fd: timerFD, events: .readable) { [unowned self] _ in self.timerFired() }
+            try loop.register(fd: timer.fd, events: .readable) { [unowned self] _ in self.timerFired() }
             try loop.start(name: "swiftvmm-api")
         } catch let e as EventLoopError {
             cleanUp()
@@ -132,15 +131,28 @@ public final class APIServer: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { throw APIServerError.systemCall("socket", errno: errno, context: "API socket \(path)") }
         listenFD = fd
-        let rc = try UnixSocketAddress.withAddress(path) { bind(fd, $0, $1) }
+        // Bound under a temporary name and renamed once listening: clients (and tools that
+        // wait for the file to appear) never find a socket that refuses connections.
+        let temporary = "\(path).\(getpid()).tmp"
+        let bindPath = temporary.utf8.count <= UnixSocketAddress.maxPathBytes ? temporary : path
+        unlink(bindPath)
+        let rc = try UnixSocketAddress.withAddress(bindPath) { bind(fd, $0, $1) }
         if rc < 0 { throw APIServerError.systemCall("bind", errno: errno, context: "API socket \(path)") }
-        var st = stat()
-        if lstat(path, &st) == 0 { socketInode = st.st_ino }
         ConsoleExitCleanup.install()           // a SIGTERM/SIGINT unlinks the socket too
         ConsoleExitCleanup.recordSocketPath(path)
-        // Before listen() connects are refused, so tightening the mode here is race-free.
-        if chmod(path, 0o600) < 0 { throw APIServerError.systemCall("chmod", errno: errno, context: "API socket \(path)") }
-        if listen(fd, 64) < 0 { throw APIServerError.systemCall("listen", errno: errno, context: "API socket \(path)") }
+        do {
+            // Before listen() connects are refused, so tightening the mode here is race-free.
+            if chmod(bindPath, 0o600) < 0 { throw APIServerError.systemCall("chmod", errno: errno, context: "API socket \(path)") }
+            if listen(fd, 64) < 0 { throw APIServerError.systemCall("listen", errno: errno, context: "API socket \(path)") }
+            if bindPath != path, rename(bindPath, path) < 0 {
+                throw APIServerError.systemCall("rename", errno: errno, context: "API socket \(path)")
+            }
+        } catch {
+            if bindPath != path { unlink(bindPath) }
+            throw error
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 { socketInode = st.st_ino }
     }
 
     /// Unlink the socket file if it is still the one this server bound.
@@ -159,7 +171,8 @@ public final class APIServer: @unchecked Sendable {
         for fd in connections.keys { loop?.unregister(fd: fd); close(fd) }
         connections.removeAll()
         if listenFD >= 0 { loop?.unregister(fd: listenFD); close(listenFD); listenFD = -1 }
-        if timerFD >= 0 { loop?.unregister(fd: timerFD); close(timerFD); timerFD = -1 }
+        if let timer { loop?.unregister(fd: timer.fd) }
+        timer = nil
     }
 
     // MARK: accepting
@@ -330,8 +343,7 @@ public final class APIServer: @unchecked Sendable {
     // MARK: timers
 
     private func timerFired() {
-        var expirations: UInt64 = 0
-        _ = withUnsafeMutableBytes(of: &expirations) { read(timerFD, $0.baseAddress, 8) }
+        timer?.clear()
         let now = Self.nowMillis()
         if let until = acceptPausedUntil, until <= now {
             acceptPausedUntil = nil
@@ -356,18 +368,16 @@ public final class APIServer: @unchecked Sendable {
 
     /// One-shot at the earliest deadline, or disarmed when there is none.
     private func armTimer() {
-        guard timerFD >= 0 else { return }
+        guard let timer else { return }
         var earliest = acceptPausedUntil
         for c in connections.values {
             if let d = c.deadline { earliest = min(earliest ?? d, d) }
         }
-        var spec = itimerspec()
         if let earliest {
-            let at = max(earliest, 1)
-            spec.it_value.tv_sec = Int(at / 1000)
-            spec.it_value.tv_nsec = Int(at % 1000) * 1_000_000
+            timer.arm(microseconds: Int(max(0, earliest - Self.nowMillis())) * 1000)
+        } else {
+            timer.disarm()
         }
-        _ = timerfd_settime(timerFD, Int32(TFD_TIMER_ABSTIME), &spec, nil)
     }
 
     static func nowMillis() -> Int64 {

@@ -1,4 +1,4 @@
-/// The methods Firecracker's API uses. Any other method is answered 501 by the parser.
+/// The methods Firecracker's API uses. Any other method is answered 400 by the parser, as Firecracker does.
 public enum HTTPMethod: String, Sendable, Equatable, CaseIterable {
     case get = "GET"
     case put = "PUT"

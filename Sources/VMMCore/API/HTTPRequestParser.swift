@@ -7,8 +7,8 @@
 /// Limits (Firecracker's payload limit is 51200 bytes): the head (request line and
 /// headers) at most `maxHeadBytes` (431, or 414 when the request line alone is longer),
 /// `maxHeaderCount` headers (431), head plus body at most `maxRequestBytes` (413). Bodies
-/// need Content-Length; any Transfer-Encoding is 501, as is a method other than GET, PUT
-/// or PATCH; a version other than HTTP/1.0 or 1.1 is 505.
+/// need Content-Length; any Transfer-Encoding is 501; a method other than GET, PUT
+/// or PATCH is 400 (as Firecracker answers it); a version other than HTTP/1.0 or 1.1 is 505.
 public struct HTTPRequestParser: Sendable {
     public struct Limits: Sendable {
         public var maxHeadBytes: Int
@@ -145,7 +145,7 @@ public struct HTTPRequestParser: Sendable {
             return .failure(HTTPError(.versionNotSupported, "Unsupported HTTP version \(versionText) (HTTP/1.1 and HTTP/1.0 are)."))
         }
         guard let method = HTTPMethod(rawValue: methodText) else {
-            return .failure(HTTPError(.notImplemented, "Unsupported HTTP method \(methodText) (GET, PUT and PATCH are)."))
+            return .failure(HTTPError(.badRequest, "Unsupported HTTP method \(methodText) (GET, PUT and PATCH are)."))
         }
         let target = parts[1]
         guard target.first == UInt8(ascii: "/"), target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

@@ -2,8 +2,8 @@ import Glibc
 import KVMKit
 import Synchronization
 
-/// A log or metrics destination: a regular file (appended to, created if missing) or a
-/// named pipe. Writes never block: a pipe whose reader lags loses whole lines, which are
+/// A log or metrics destination: an existing regular file (appended to) or named pipe, as
+/// Firecracker requires (it creates neither, so an API client cannot make files appear). Writes never block: a pipe whose reader lags loses whole lines, which are
 /// counted, so neither the API thread nor a vCPU ever waits for a slow consumer.
 public final class OutputSink: Sendable {
     public let path: String
@@ -11,14 +11,14 @@ public final class OutputSink: Sendable {
     private let dropped = Mutex<UInt64>(0)  // also serialises the writes
 
     public init(path: String) throws(VMError) {
+        // Read-write so that opening a FIFO does not wait for (or fail without) a reader.
+        let fd = open(path, O_RDWR | O_APPEND | O_NONBLOCK | O_CLOEXEC)
+        if fd < 0 { throw VMError.invalidConfiguration("\(path): cannot open: \(errnoText(errno))") }
         var st = stat()
-        let exists = stat(path, &st) == 0
-        if exists && (st.st_mode & S_IFMT) != S_IFREG && (st.st_mode & S_IFMT) != S_IFIFO {
+        if fstat(fd, &st) != 0 || ((st.st_mode & S_IFMT) != S_IFREG && (st.st_mode & S_IFMT) != S_IFIFO) {
+            close(fd)
             throw VMError.invalidConfiguration("\(path): not a regular file or a named pipe")
         }
-        // Read-write so that opening a FIFO does not wait for (or fail without) a reader.
-        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0o600)
-        if fd < 0 { throw VMError.invalidConfiguration("\(path): cannot open: \(errnoText(errno))") }
         self.path = path
         self.fd = fd
     }
