@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Live migration between two swiftvmm processes on this host, with the probe kernel
@@ -58,9 +59,7 @@ final class LiveMigrationTests: XCTestCase {
 
     func testOverTCPBetweenNetworkNamespaces() throws {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("CI=true: needs root and iproute2") }
-            print("SKIPPED (needs root and iproute2 for network namespaces)")
-            throw XCTSkip("needs root and ip")
+            throw missingPrerequisite("root and iproute2 (network namespaces for the TCP migration test)")
         }
         let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
         let tag = "\(getpid() % 100000)"
