@@ -59,9 +59,11 @@ test: deps probe linux pyenv fuzz-smoke
 	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
 
 # swiftvmm vs the C floor VMM vs QEMU microvm: startup, memory, exit cost, block I/O,
-# Linux boot in the nested test bed. Table on stdout, bench/results/latest.json.
+# Linux boot in the nested test bed. Table on stdout, bench/results/latest.json. Then
+# snapshot, restore and live migration (bench/results/snapshot.json).
 bench: build probe floor linux
 	python3 bench/run.py
+	SWIFTVMM=$(RELEASE_BIN) python3 bench/snapshot.py
 
 # libFuzzer on the virtqueue walker and block request parser (RUNS executions).
 RUNS ?= 1000000
