@@ -70,8 +70,10 @@ test: deps probe linux pyenv fuzz-smoke
 # QUICK=1: the 2-minute subset (fewer repetitions, no nested Linux boot). Exit status: 0
 # every budget met, 1 a step failed or swiftvmm crashed, 3 a budget missed; the last two
 # lines (STEPS:, BUDGETS:) say the same for scripts.
+# Then snapshot, restore and live migration (bench/results/snapshot.json).
 bench: build probe floor $(if $(QUICK),,linux)
-	python3 bench/run.py $(if $(QUICK),--quick)
+	python3 bench/run.py $(if $(QUICK),--quick); status=$$?; \
+	SWIFTVMM=$(RELEASE_BIN) python3 bench/snapshot.py || status=1; exit $$status
 
 # Regenerate bench/run-path.order after changes to what `run` executes (needs valgrind).
 order-file: build probe

@@ -10,7 +10,8 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
         return (e.rawValue, nil)
     // The user's input was wrong: nothing was started.
     case is ValidationError, is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError,
-         is UsageFailure, is NetOptionsError, is NetBackendError, is VsockOptionsError, is VsockError:
+         is UsageFailure, is NetOptionsError, is NetBackendError, is VsockOptionsError, is VsockError,
+         is SnapshotFileError, is SnapshotError, is GuestMemoryError, is VirtioStateError:
         return (VMMExit.badInput, "swiftvmm: \(error)")
     case let e as VMError:
         switch e {

@@ -11,7 +11,26 @@ extension RunOptions {
         let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
         })
-        try vm.start()
+        if snapshotOnSignal != nil && migrateOnSignal != nil {
+            throw ValidationError("--snapshot-on-signal and --migrate-on-signal both want SIGUSR1: choose one")
+        }
+        let signals = try snapshotOnSignal.map { try SignalActions(snapshot: $0, vm: vm) }
+            ?? migrateOnSignal.map { try SignalActions(migrate: $0, vm: vm) }
+        if let r = restore {
+            let (state, memory) = try snapshotPaths(r, option: "--restore")
+            try vm.loadSnapshot(snapshotPath: state, memPath: memory, resume: true)
+        } else if let m = migrateFrom {
+            let address: MigrationAddress
+            do { address = try MigrationAddress(parsing: m) } catch { throw ValidationError("--migrate-from: \(error)") }
+            try vm.receiveMigration(from: address)
+            warn("migration received on \(address): the guest runs here")
+        } else {
+            try vm.start()
+        }
+        try signals?.start()
+        defer {  // a hand-over or suspend says so last (its figures come from the VM's stop reason)
+            if case .hostRequest(let why) = vm.stopReason, why.hasPrefix("migrated") || why.hasPrefix("suspended") { warn(why) }
+        }
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
@@ -61,6 +80,9 @@ extension RunOptions {
 
     func makeVMConfiguration() throws -> VMConfiguration {
         var c = VMConfiguration()
+        c.machine.trackDirtyPages = trackDirtyPages
+        c.console.mode = try ConsoleMode(parsing: serial)
+        if restore != nil || migrateFrom != nil { return c }  // everything else comes from the source
         let kernelPath = try kernel ?? DefaultGuest.probeKernelPath()
         var boot = VMConfiguration.BootSource(kernelPath: kernelPath, initrdPath: initrd,
                                               bootArgs: cmdline ?? (kernel == nil ? "console=ttyS0" : MachineConfiguration.defaultCommandLine))
@@ -73,7 +95,6 @@ extension RunOptions {
         c.bootSource = boot
         c.machine.memSizeMiB = memory
         c.machine.vcpuCount = cpus
-        c.console.mode = try ConsoleMode(parsing: serial)
         switch console {
         case "serial": c.console.device = .serial
         case "hvc": c.console.device = .hvc

@@ -18,6 +18,11 @@ struct RunOptions {
     var console: String = "serial"
     var noVirtioCommandLine = false
     var timings = false
+    var restore: String? = nil
+    var snapshotOnSignal: String? = nil
+    var trackDirtyPages = false
+    var migrateFrom: String? = nil
+    var migrateOnSignal: String? = nil
     var apiSock: String? = nil
     var configFile: String? = nil
     var id: String? = nil
@@ -46,6 +51,11 @@ struct RunOptions {
             .value("console", "DEVICE", "Which guest device the host console (--serial) is connected to: serial (COM1, default) or hvc (virtio-console; COM1 output is still shown).") { $0.console = $1 },
             .flag("no-virtio-cmdline", "Do not append virtio_mmio.device= entries to the kernel command line (the DSDT declares the devices either way).") { $0.noVirtioCommandLine = true },
             .flag("timings", "Print start-up timings to stderr.") { $0.timings = true },
+            .value("restore", "STATE,MEM", "Restore a snapshot instead of booting: the state and memory files. The machine, disks and devices are the snapshot's; --serial still chooses where the console goes.") { $0.restore = $1 },
+            .value("snapshot-on-signal", "STATE,MEM[,diff][,exit]", "On SIGUSR1 pause, write a snapshot (Full, or Diff with diff, which needs --track-dirty-pages) and resume, or with exit stop the VM (suspend to disk).") { $0.snapshotOnSignal = $1 },
+            .flag("track-dirty-pages", "Log written guest pages, for Diff snapshots.") { $0.trackDirtyPages = true },
+            .value("migrate-from", "ADDRESS", "Receive a live migration instead of booting: listen on unix:PATH or tcp:HOST:PORT for one source.") { $0.migrateFrom = $1 },
+            .value("migrate-on-signal", "ADDRESS", "On SIGUSR1 live-migrate the VM to unix:PATH or tcp:HOST:PORT; exit 0 once the destination runs it.") { $0.migrateOnSignal = $1 },
             .value("api-sock", "PATH", "Serve Firecracker's control API on this Unix socket. Without --kernel the VM waits for InstanceStart.") { $0.apiSock = $1 },
             .value("config-file", "PATH", "Configure and start the VM from a Firecracker configuration file (JSON).") { $0.configFile = $1 },
             .value("id", "ID", "Instance id (GET /, logs), 1-64 letters, digits and '-'.") { $0.id = $1 },

@@ -98,6 +98,20 @@ void blk_info(void) {
 	       req_limit(), seg_count, seg_bytes);
 }
 
+/* One step of the `count` workload: check that sector (n-1) % 64 holds n-1 (what the
+ * previous step wrote), then fill sector n % 64 with n. NULL when fine. */
+const char *blk_count_step(u64 n) {
+	if (blk_open()) return "no disk";
+	u64 *s = (u64 *)small;
+	if (n > 1) {
+		if (blk_rw(T_IN, (n - 1) % 64, s, 512)) return "read failed";
+		for (int i = 0; i < 64; i++) if (s[i] != n - 1) return "sector holds the wrong count";
+	}
+	for (int i = 0; i < 64; i++) s[i] = n;
+	if (blk_rw(T_OUT, n % 64, s, 512)) return "write failed";
+	return NULL;
+}
+
 static u64 crc_bytes(void) {
 	u64 n = CRC_BYTES_DEFAULT;
 	if (capacity * 512 < n) n = capacity * 512;

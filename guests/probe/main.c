@@ -31,7 +31,7 @@ void kmain(int kind, u64 info) {
 		if (!parse_u64(v, i, &count) || (i < n && !parse_u64(v + i + 1, n - i - 1, &spin)))
 			printk("probe: bad probe.count= (N or N:SPIN)\n");
 		else
-			count_ticks(count, spin);
+			count_ticks(count, spin, false);
 		poweroff();
 	}
 	if (param("probe.run", &v, &n)) {

@@ -4,3 +4,4 @@
 #include "ckvm_host.h"
 #include "ckvm_virtio.h"
 #include "ckvm_net.h"
+#include "ckvm_state.h"

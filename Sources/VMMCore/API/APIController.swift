@@ -140,8 +140,17 @@ public final class APIController: Sendable {
                 throw APIError(.badRequest, "\(error)")
             }
             try vm.configure { $0.vsock = options }
-        case .createSnapshot, .loadSnapshot:
-            throw APIError(.badRequest, "snapshots are not supported by this swiftvmm build yet")
+        case .createSnapshot(let s):
+            let r = try vm.createSnapshot(snapshotPath: s.snapshotPath, memPath: s.memFilePath,
+                                          type: s.snapshotType == .diff ? .diff : .full)
+            logger.log(.info, "snapshot (\(s.snapshotType.rawValue)) created in \(r.milliseconds) ms", thread: "api")
+        case .loadSnapshot(let l):
+            guard l.memBackend.backendType == .file else {
+                throw APIError(.badRequest, "only the File memory backend is supported (Uffd is not)")
+            }
+            try vm.loadSnapshot(snapshotPath: l.snapshotPath, memPath: l.memBackend.backendPath, resume: l.resumeVM,
+                                trackDirtyPages: l.trackDirtyPages)
+            logger.log(.info, "snapshot loaded", thread: "api")
         case .getBalloon, .putBalloon, .patchBalloon, .getBalloonStatistics, .patchBalloonStatistics:
             throw APIError(.badRequest, "the balloon device is not supported by swiftvmm")
         }

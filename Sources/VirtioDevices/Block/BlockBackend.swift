@@ -85,6 +85,16 @@ public final class FileBlockBackend: BlockBackend {
 
     deinit { close(fd) }
 
+    /// Give the image lock up (live migration hands the disk to the destination process)
+    /// and take it back (the destination failed: the source carries on).
+    public func unlock() { _ = ckvm_flock(fd, LOCK_UN) }
+
+    public func relock() throws {
+        let r = ckvm_flock(fd, (isReadOnly ? LOCK_SH : LOCK_EX) | LOCK_NB)
+        if r == -EWOULDBLOCK { throw BlockBackendError.inUse(path: path) }
+        if r < 0 { throw BlockBackendError.lock(path: path, errno: -r) }
+    }
+
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
         var done = 0
         while done < buffer.count {

@@ -145,7 +145,7 @@ public final class VirtioBlock: VirtioDevice {
         case .read(let sector, let buffers):
             var offset = sector * 512
             for b in buffers {
-                try backend.read(into: try memory.slice(at: b.address, length: UInt64(b.length)), at: offset)
+                try memory.withMutableSlice(at: b.address, length: UInt64(b.length)) { try backend.read(into: $0, at: offset) }
                 offset += UInt64(b.length)
             }
             let n = offset - sector * 512
@@ -154,7 +154,7 @@ public final class VirtioBlock: VirtioDevice {
         case .write(let sector, let buffers):
             var offset = sector * 512
             for b in buffers {
-                try backend.write(from: UnsafeRawBufferPointer(try memory.slice(at: b.address, length: UInt64(b.length))), at: offset)
+                try backend.write(from: try memory.readSlice(at: b.address, length: UInt64(b.length)), at: offset)
                 offset += UInt64(b.length)
             }
             metrics.writes &+= 1; metrics.bytesWritten &+= offset - sector * 512
