@@ -9,7 +9,8 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
     case let e as ExitCode:
         return (e.rawValue, nil)
     // The user's input was wrong: nothing was started.
-    case is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError:
+    case is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError,
+         is SeccompError:
         return (VMMExit.badInput, "swiftvmm: \(error)")
     // Accepted input, then a failure of the guest, the host or the VMM.
     case is RuntimeFailure, is KVMError:

@@ -28,9 +28,14 @@ enum FastRunParser {
             }
             // Flags take no value.
             switch name {
-            case "rng", "no-virtio-cmdline", "timings":
+            case "rng", "no-virtio-cmdline", "timings", "no-seccomp":
                 guard inlineValue == nil else { return nil }
-                if name == "rng" { o.rng = true } else if name == "timings" { o.timings = true } else { o.noVirtioCommandLine = true }
+                switch name {
+                case "rng": o.rng = true
+                case "timings": o.timings = true
+                case "no-seccomp": o.noSeccomp = true
+                default: o.noVirtioCommandLine = true
+                }
                 continue
             default:
                 break
@@ -58,6 +63,7 @@ enum FastRunParser {
             case "elf-entry": o.elfEntry = value
             case "disk": o.disks.append(value)
             case "console": o.console = value
+            case "seccomp-filter": o.seccompFilter = value
             default: return nil
             }
         }

@@ -53,6 +53,12 @@ struct RunCommand: ParsableCommand, RunOptions {
     @Flag(help: "Print start-up timings to stderr.")
     var timings = false
 
+    @Flag(name: .customLong("no-seccomp"), help: "Run without seccomp filters (docs/sandbox.md).")
+    var noSeccomp = false
+
+    @Option(name: .customLong("seccomp-filter"), help: "Seccomp filters from FILE: compiled BPF per thread kind, the format of Firecracker's seccompiler-bin (docs/sandbox.md).")
+    var seccompFilter: String?
+
     func run() throws { try runMachine() }
 }
 
@@ -60,6 +66,7 @@ struct RunCommand: ParsableCommand, RunOptions {
 extension RunOptions {
     func runMachine() throws {
         let clockAtStart = mainStartNanoseconds
+        Seccomp.processPolicy = try seccompPolicy()
         let config = try makeConfiguration()
         let consoleMode = try ConsoleMode(parsing: serial)
         guard console == "serial" || console == "hvc" else { throw ValidationError("--console \(console): use serial or hvc") }
@@ -91,6 +98,7 @@ extension RunOptions {
         do {
             try loop.start()
             try machine.start()
+            Seccomp.installOnThreadStart(.main)  // last: threads created later would inherit it
         } catch {
             machine.shutdown(); loop.stop(); loop.join(); console.shutdown()
             throw RuntimeFailure("\(error)")

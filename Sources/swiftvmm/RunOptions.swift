@@ -14,6 +14,8 @@ protocol RunOptions {
     var console: String { get }
     var noVirtioCommandLine: Bool { get }
     var timings: Bool { get }
+    var noSeccomp: Bool { get }
+    var seccompFilter: String? { get }
 }
 
 /// `run`'s options as plain values. Its defaults are also `RunCommand`'s.
@@ -33,4 +35,6 @@ struct PlainRunOptions: RunOptions {
     var console: String = "serial"
     var noVirtioCommandLine = false
     var timings = false
+    var noSeccomp = false
+    var seccompFilter: String? = nil
 }

@@ -9,7 +9,8 @@ final class FastRunParserTests: XCTestCase {
         let c = try XCTUnwrap(parsed as? RunCommand)
         return PlainRunOptions(kernel: c.kernel, initrd: c.initrd, cmdline: c.cmdline, memory: c.memory, cpus: c.cpus,
                                serial: c.serial, serialMMIO: c.serialMMIO, elfEntry: c.elfEntry, disks: c.disks, rng: c.rng,
-                               console: c.console, noVirtioCommandLine: c.noVirtioCommandLine, timings: c.timings)
+                               console: c.console, noVirtioCommandLine: c.noVirtioCommandLine, timings: c.timings,
+                               noSeccomp: c.noSeccomp, seccompFilter: c.seccompFilter)
     }
 
     func assertSame(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws {
@@ -24,6 +25,8 @@ final class FastRunParserTests: XCTestCase {
         try assertSame(["run", "--kernel=k", "--memory=64", "--serial", "socket:/tmp/x", "--serial-mmio", "0xd1000000"])
         try assertSame(["run", "--disk", "a.img,ro", "--disk=b.img,id=beta", "--rng", "--console", "hvc", "--no-virtio-cmdline", "--timings"])
         try assertSame(["run", "--elf-entry", "pvh", "--kernel", "vmlinux"])
+        try assertSame(["run", "--no-seccomp"])
+        try assertSame(["run", "--seccomp-filter", "filters.bpf"])
     }
 
     func testAnythingElseFallsBackToArgumentParser() {

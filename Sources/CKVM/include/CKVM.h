@@ -3,3 +3,4 @@
 #include "ckvm.h"
 #include "ckvm_host.h"
 #include "ckvm_virtio.h"
+#include "ckvm_seccomp.h"

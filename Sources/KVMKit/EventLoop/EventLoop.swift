@@ -184,6 +184,7 @@ public final class EventLoop: @unchecked Sendable {
             guard let raw else { return nil }
             let loop = Unmanaged<EventLoop>.fromOpaque(raw).takeRetainedValue()
             _ = ckvm_set_current_thread_name(loop.threadName)
+            Seccomp.installOnThreadStart(.vmm)
             do { try loop.run() } catch let e as EventLoopError { loop.threadError = e } catch {}
             return nil
         }, context)

@@ -66,6 +66,7 @@ public final class VCPURunner: @unchecked Sendable {
         sigfillset(&set)
         sigdelset(&set, VCPUKick.signal)
         pthread_sigmask(SIG_SETMASK, &set, nil)
+        Seccomp.installOnThreadStart(.vcpu)
 
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
