@@ -3,6 +3,7 @@
 #include "ckvm_seccomp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -11,9 +12,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1  // si_code of a seccomp trap (asm-generic/siginfo.h)
+#endif
+
 _Static_assert(sizeof(struct ckvm_bpf_instruction) == sizeof(struct sock_filter), "sock_filter layout");
 
 int ckvm_seccomp_load(const struct ckvm_bpf_instruction *program, uint16_t count) {
+    // A trapped call while SIGSYS is blocked (vCPU threads block all but their kick) is
+    // killed by the kernel without a word: let it reach the reporter.
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    int r = pthread_sigmask(SIG_UNBLOCK, &sys, 0);
+    if (r != 0) return -r;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
     struct sock_fprog fprog = { .len = count, .filter = (struct sock_filter *)program };
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) return -errno;
@@ -52,11 +64,15 @@ static void on_sigsys(int sig, siginfo_t *info, void *context) {
     const char *name = ckvm_syscall_name(nr);
     n = append(line, n, cap, "swiftvmm: seccomp: ");
     n = append(line, n, cap, thread_kind);
-    n = append(line, n, cap, " thread made a forbidden system call: ");
-    n = append(line, n, cap, name ? name : "unknown");
-    n = append(line, n, cap, " (");
-    n = append_decimal(line, n, cap, nr);
-    n = append(line, n, cap, ")\n");
+    if (info->si_code == SYS_SECCOMP) {
+        n = append(line, n, cap, " thread made a forbidden system call: ");
+        n = append(line, n, cap, name ? name : "unknown");
+        n = append(line, n, cap, " (");
+        n = append_decimal(line, n, cap, nr);
+        n = append(line, n, cap, ")\n");
+    } else {
+        n = append(line, n, cap, " thread received SIGSYS from outside\n");
+    }
     // The raw syscall: write(2) is allowed in every filter; a failed write changes nothing.
     (void)syscall(SYS_write, 2, line, n);
     void (*cleanup)(void) = sigsys_cleanup;
