@@ -6,7 +6,18 @@
 #include <sys/socket.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
+
+int ckvm_timerfd_create(void) {
+    int r = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    return r < 0 ? -errno : r;
+}
+
+int ckvm_timerfd_arm(int fd, long milliseconds) {
+    struct itimerspec t = { .it_value = { .tv_sec = milliseconds / 1000, .tv_nsec = (milliseconds % 1000) * 1000000L } };
+    return timerfd_settime(fd, 0, &t, NULL) < 0 ? -errno : 0;
+}
 
 int ckvm_accept_nonblock_cloexec(int listen_fd) {
     int r = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

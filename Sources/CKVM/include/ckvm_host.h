@@ -14,6 +14,12 @@ int ckvm_accept_nonblock_cloexec(int listen_fd);
 // O_CLOEXEC and without becoming the controlling terminal. 0 or -errno.
 int ckvm_open_pty_pair(int *controller, int *terminal);
 
+// A one-shot CLOCK_MONOTONIC timerfd, non-blocking and close-on-exec; fd or -errno.
+int ckvm_timerfd_create(void);
+
+// Arm it to fire once after `milliseconds`; 0 or -errno.
+int ckvm_timerfd_arm(int fd, long milliseconds);
+
 // pthread_setname_np(pthread_self(), name); the name is cut to 15 bytes. 0 or -errno.
 int ckvm_set_current_thread_name(const char *name);
 

@@ -74,6 +74,7 @@ public enum SeccompAllowLists {
         SyscallRule("shutdown", "a console client is dropped"),
         SyscallRule("close", "closing console clients and released devices' fds"),
         SyscallRule("unlink", "the console socket file is removed when the console stops"),
+        SyscallRule("timerfd_settime", "the console socket backs off after EMFILE at accept"),
         SyscallRule("ioctl", "interrupt lines and irqfd/ioeventfd set-up of devices; the terminal's mode and size",
                     argument: 1, allowed: ioctl(["KVM_IRQ_LINE", "KVM_IRQFD", "KVM_IOEVENTFD", "KVM_GET_DIRTY_LOG",
                                                  "TCGETS", "TIOCGWINSZ", "FIONBIO"] + terminal)),
@@ -100,6 +101,8 @@ public enum SeccompAllowLists {
         SyscallRule("close", "teardown closes the VM, vCPU, device and console fds"),
         SyscallRule("epoll_ctl", "teardown unregisters devices and the console"),
         SyscallRule("shutdown", "the console drops its client at teardown"),
+        SyscallRule("sendto", "the console's last output to a socket client (send with MSG_NOSIGNAL)"),
+        SyscallRule("poll", "the console's last output waits (bounded) for a slow terminal or client"),
         SyscallRule("unlink", "the console socket file is removed at exit"),
         SyscallRule("ioctl", "the terminal is restored at exit", argument: 1, allowed: ioctl(["TCGETS"] + terminal)),
     ] + runtime
