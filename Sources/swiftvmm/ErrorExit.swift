@@ -8,6 +8,8 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
     switch error {
     case let e as ExitCode:
         return (e.rawValue, nil)
+    case let e as JailError:
+        return (e.badInput ? VMMExit.badInput : VMMExit.failure, "swiftvmm: jail: \(e)")
     // The user's input was wrong: nothing was started.
     case is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError,
          is SeccompError:

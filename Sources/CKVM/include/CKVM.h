@@ -4,3 +4,4 @@
 #include "ckvm_host.h"
 #include "ckvm_virtio.h"
 #include "ckvm_seccomp.h"
+#include "ckvm_jail.h"
