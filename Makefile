@@ -44,7 +44,8 @@ run: build probe
 linux: deps
 	guests/linux/build
 
-test: deps probe linux
+# build: the jail tests run the static release executable inside a chroot.
+test: deps probe linux build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
 
@@ -53,10 +54,11 @@ test: deps probe linux
 bench: build probe floor linux
 	python3 bench/run.py
 
-# libFuzzer on the virtqueue walker and block request parser (RUNS executions).
+# libFuzzer on every target in fuzz/targets/ (kernel loaders, virtio, devices, …):
+# RUNS executions each, no time bound; prints executions per target.
 RUNS ?= 1000000
 fuzz: deps
-	bash fuzz/run.sh $(RUNS)
+	bash fuzz/run.sh $(RUNS) 0
 
 clean:
 	rm -rf .build guests/out

@@ -16,8 +16,8 @@
 int ckvm_unshare(int flags) { RET(unshare(flags)); }
 int ckvm_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
 int ckvm_pivot_root(const char *new_root, const char *put_old) { RET(syscall(SYS_pivot_root, new_root, put_old)); }
-int ckvm_mount(const char *source, const char *target, const char *fstype, unsigned long flags) {
-    RET(mount(source, target, fstype, flags, NULL));
+int ckvm_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data) {
+    RET(mount(source, target, fstype, flags, data));
 }
 int ckvm_umount_detach(const char *target) { RET(umount2(target, MNT_DETACH)); }
 int ckvm_mknod_char(const char *path, unsigned int mode, unsigned int major, unsigned int minor) {

@@ -72,8 +72,8 @@ final class JailTests: XCTestCase {
         removeCgroups("busybox", "twice")
     }
 
-    /// Inside: its own root only (the exec file and /dev with kvm and tun owned by the
-    /// user), no host /etc, the target uid/gid, its resource limits, its cgroup.
+    /// Inside: its own root only (the exec file, /dev with kvm and tun owned by the user,
+    /// /proc showing only the user's processes), no host /etc, the target uid/gid, its resource limits, its cgroup.
     func testJailedProcessSeesOnlyItsRootAsTheTargetUser() throws {
         try requireRoot()
         let base = try baseDirectory()
@@ -92,8 +92,8 @@ final class JailTests: XCTestCase {
         XCTAssertTrue(out.contains("NO-WRITE"), "the root is not writable by the user: \(out)")
         XCTAssertTrue(out.contains("\n77\n"), "RLIMIT_NOFILE holds: \(out)")
         let rootEntries = out.components(separatedBy: "/:\n").last?.components(separatedBy: "\n\n").first ?? ""
-        XCTAssertTrue(rootEntries.contains(" busybox") && rootEntries.contains(" dev"), out)
-        XCTAssertEqual(rootEntries.split(separator: "\n").filter { !$0.hasPrefix("total") }.count, 2, "only busybox and dev: \(rootEntries)")
+        XCTAssertTrue(rootEntries.contains(" busybox") && rootEntries.contains(" dev") && rootEntries.contains(" proc"), out)
+        XCTAssertEqual(rootEntries.split(separator: "\n").filter { !$0.hasPrefix("total") }.count, 3, "only busybox, dev, proc: \(rootEntries)")
         XCTAssertNotNil(out.range(of: #"crw------- +1 4242 +4243 +10, 232 .* kvm"#, options: .regularExpression), "/dev/kvm owned by the user: \(out)")
         XCTAssertNotNil(out.range(of: #"crw------- +1 4242 +4243 +10, 200 .* tun"#, options: .regularExpression), "/dev/net/tun owned by the user: \(out)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(base)/busybox/inside/root/busybox"))

@@ -13,8 +13,8 @@ static const int CKVM_CLONE_NEWNET = 0x40000000;
 int ckvm_unshare(int flags);
 int ckvm_setns(int fd, int nstype);
 int ckvm_pivot_root(const char *new_root, const char *put_old);
-// mount(2) with no data; 0 or -errno.
-int ckvm_mount(const char *source, const char *target, const char *fstype, unsigned long flags);
+// mount(2); data may be NULL. 0 or -errno.
+int ckvm_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data);
 int ckvm_umount_detach(const char *target);
 int ckvm_mknod_char(const char *path, unsigned int mode, unsigned int major, unsigned int minor);
 // The major/minor of a character device node; 0 or -errno.

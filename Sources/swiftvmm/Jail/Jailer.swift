@@ -53,9 +53,7 @@ enum Jailer {
         if r < 0 { throw JailError.failed("dropping to uid \(plan.uid) gid \(plan.gid)", errno: -r) }
         let argv = ["/" + plan.execName] + plan.vmmArguments
         var cArgs = argv.map { strdup($0) } + [nil]
-        // The environment is cleared but for one setting: the Swift runtime's crash
-        // backtracer looks for its own path through /proc, which the jail does not have.
-        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), nil]
+        var env: [UnsafeMutablePointer<CChar>?] = [nil]
         execve("/" + plan.execName, &cArgs, &env)
         throw JailError.failed("exec /\(plan.execName) in the jail", errno: errno)
     }
@@ -148,21 +146,25 @@ enum Jailer {
     static func pivotIntoRoot(_ plan: JailPlan) throws {
         func check(_ r: Int32, _ what: String) throws { if r < 0 { throw JailError.failed(what, errno: -r) } }
         try check(ckvm_unshare(CKVM_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-        try check(ckvm_mount(nil, "/", nil, CKVM_MS_PRIVATE | CKVM_MS_REC), "make / private")
-        try check(ckvm_mount(plan.root, plan.root, nil, CKVM_MS_BIND | CKVM_MS_REC), "bind \(plan.root)")
+        try check(ckvm_mount(nil, "/", nil, CKVM_MS_PRIVATE | CKVM_MS_REC, nil), "make / private")
+        try check(ckvm_mount(plan.root, plan.root, nil, CKVM_MS_BIND | CKVM_MS_REC, nil), "bind \(plan.root)")
         for f in plan.files {
             let target = plan.root + f.inJail
             let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             if fd < 0 { throw JailError.failed("create \(target)", errno: errno) }
             close(fd)
-            try check(ckvm_mount(f.host, target, nil, CKVM_MS_BIND), "bind \(f.host)")
+            try check(ckvm_mount(f.host, target, nil, CKVM_MS_BIND, nil), "bind \(f.host)")
             if !f.writable {
-                try check(ckvm_mount(nil, target, nil, CKVM_MS_BIND | CKVM_MS_REMOUNT | CKVM_MS_RDONLY), "read-only \(target)")
+                try check(ckvm_mount(nil, target, nil, CKVM_MS_BIND | CKVM_MS_REMOUNT | CKVM_MS_RDONLY, nil), "read-only \(target)")
             }
         }
-        for dir in ["/dev", "/dev/net"] where mkdir(plan.root + dir, 0o755) != 0 {
+        for dir in ["/dev", "/dev/net", "/proc"] where mkdir(plan.root + dir, 0o755) != 0 {
             throw JailError.failed("mkdir \(plan.root + dir)", errno: errno)
         }
+        // A static Swift program finds its own path through /proc/self/exe at start-up.
+        // hidepid=2: the user sees only its own processes.
+        try check(ckvm_mount("proc", plan.root + "/proc", "proc", CKVM_MS_NOSUID | CKVM_MS_NODEV | CKVM_MS_NOEXEC, "hidepid=2"),
+                  "mount /proc in the jail")
         for node in ["/dev/kvm", "/dev/net/tun"] {
             var major: UInt32 = 0, minor: UInt32 = 0
             guard ckvm_char_device_numbers(node, &major, &minor) == 0 else { continue }  // no tun: no node
