@@ -23,7 +23,7 @@ private func readSmallFile(_ path: String, limit: Int) throws(SeccompError) -> [
     var bytes = [UInt8](repeating: 0, count: limit + 1)
     var filled = 0
     while filled < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+        let n = bytes[filled...].withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 {
             if errno == EINTR { continue }
             throw .badFilterFile(path: path, problem: "cannot read: \(errnoText(errno))")

@@ -1,4 +1,5 @@
 import Glibc
+import KVMKit
 
 /// Why `swiftvmm jail` refused its input (exit 2, nothing created) or could not build the
 /// jail (exit 1).
@@ -6,7 +7,7 @@ struct JailError: Error, CustomStringConvertible {
     let description: String
     let badInput: Bool
     static func input(_ s: String) -> JailError { JailError(description: s, badInput: true) }
-    static func failed(_ s: String, errno e: Int32) -> JailError { JailError(description: "\(s): \(String(cString: strerror(e)))", badInput: false) }
+    static func failed(_ s: String, errno e: Int32) -> JailError { JailError(description: "\(s): \(errnoText(e))", badInput: false) }
 }
 
 /// A validated jail: every check on the user's input happens here, before anything is
@@ -52,14 +53,14 @@ struct JailPlan {
         }
         self.chrootBase = chrootBase.count > 1 && chrootBase.hasSuffix("/") ? String(chrootBase.dropLast()) : chrootBase
         var st = stat()
-        guard stat(execFile, &st) == 0 else { throw JailError.input("--exec-file \(execFile): \(String(cString: strerror(errno)))") }
+        guard stat(execFile, &st) == 0 else { throw JailError.input("--exec-file \(execFile): \(errnoText(errno))") }
         guard st.st_mode & S_IFMT == S_IFREG else { throw JailError.input("--exec-file \(execFile): not a regular file") }
         if try Self.isDynamicallyLinked(execFile) {
             throw JailError.input("--exec-file \(execFile): dynamically linked; the jail holds no libraries (build it with make build)")
         }
         self.execFile = execFile
         execName = String(execFile.split(separator: "/").last ?? "")
-        if let n = netns, access(n, R_OK) != 0 { throw JailError.input("--netns \(n): \(String(cString: strerror(errno)))") }
+        if let n = netns, access(n, R_OK) != 0 { throw JailError.input("--netns \(n): \(errnoText(errno))") }
         self.netns = netns
         guard let version = Int(cgroupVersion), version == 1 || version == 2 else {
             throw JailError.input("--cgroup-version \(cgroupVersion): use 1 or 2")
@@ -93,7 +94,7 @@ struct JailPlan {
     /// An ELF with a PT_INTERP program header needs a loader and libraries.
     static func isDynamicallyLinked(_ path: String) throws -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw JailError.input("--exec-file \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw JailError.input("--exec-file \(path): \(errnoText(errno))") }
         defer { close(fd) }
         var header = [UInt8](repeating: 0, count: 64)
         guard pread(fd, &header, 64, 0) == 64, header[0..<4] == [0x7f, 0x45, 0x4c, 0x46], header[4] == 2 else {
@@ -115,7 +116,7 @@ struct JailPlan {
         var files: [(host: String, inJail: String, writable: Bool)] = []
         var used: Set<String> = [execName, "dev"]
         func place(_ host: String, writable: Bool) throws -> String {
-            guard access(host, R_OK) == 0 else { throw JailError.input("\(host): \(String(cString: strerror(errno)))") }
+            guard access(host, R_OK) == 0 else { throw JailError.input("\(host): \(errnoText(errno))") }
             var name = String(host.split(separator: "/").last ?? "file")
             var n = 1
             while used.contains(name) { n += 1; name = "\(n)-" + (host.split(separator: "/").last.map(String.init) ?? "file") }

@@ -96,7 +96,7 @@ enum Jailer {
             if n == 0 { break }
             var done = 0
             while done < n {
-                let w = buffer.withUnsafeBytes { write(dst, $0.baseAddress! + done, n - done) }
+                let w = buffer[done..<n].withUnsafeBytes { write(dst, $0.baseAddress, $0.count) }
                 if w < 0 { if errno == EINTR { continue }; throw JailError.failed("write \(to)", errno: errno) }
                 done += w
             }
