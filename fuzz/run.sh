@@ -5,7 +5,7 @@
 #
 #   fuzz/run.sh [RUNS] [SECONDS] [TARGET...]
 #     RUNS     executions per target (default 1,000,000)
-#     SECONDS  time bound per target (libFuzzer -max_total_time; default 0 = none)
+#     SECONDS  time bound per target (libFuzzer -max_total_time; default 60; 0 = none)
 #     TARGET   only these targets (file names without .swift); default all
 #
 # Seeds: fuzz/seeds/<Target>/. The corpus grows in .build/fuzz/corpus/<Target>/.
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-1000000}
-SECONDS_PER_TARGET=${2:-0}
+SECONDS_PER_TARGET=${2:-60}
 shift $(( $# < 2 ? $# : 2 ))
 OUT=.build/fuzz
 ROOT=$(pwd)
