@@ -46,6 +46,38 @@ final class SeccompFilterTests: XCTestCase {
         }
     }
 
+    /// The thread-start hook: an event loop started as the API server's runs under the
+    /// api list, whatever its handlers do.
+    func testEventLoopThreadInstallsItsKindsFilter() throws {
+        let policy = try SeccompPolicy.builtIn()
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        let pid = fork()
+        if pid == 0 {
+            dup2(fds[1], 2)
+            Seccomp.processPolicy = policy
+            guard let loop = try? EventLoop(), let wake = try? EventFD(),
+                  (try? loop.register(fd: wake.fd, events: .readable) { _ in _ = open("/etc/hostname", O_RDONLY) }) != nil,
+                  (try? loop.start(name: "api-test", threadKind: .api)) != nil else { _exit(98) }
+            wake.signal()
+            sleep(5)
+            _exit(0)
+        }
+        close(fds[1])
+        var buf = [UInt8](repeating: 0, count: 512)
+        var out: [UInt8] = []
+        while true {
+            let n = read(fds[0], &buf, buf.count)
+            if n <= 0 { break }
+            out += buf[..<n]
+        }
+        close(fds[0])
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        XCTAssertEqual((status >> 8) & 0xff, Seccomp.forbiddenCallExitStatus)
+        XCTAssertEqual(String(decoding: out, as: UTF8.self), "swiftvmm: seccomp: api thread made a forbidden system call: openat (257)\n")
+    }
+
     func testAllowedCallsRunAndTheProcessEndsNormally() throws {
         let r = try inFilteredChild(.vcpu) {
             var t = timespec()

@@ -46,6 +46,7 @@ public final class EventLoop: @unchecked Sendable {
     private var loopThread: pthread_t = 0    // valid while running
     private var spawnedThread: pthread_t?
     private var threadName = "swiftvmm-io"
+    private var threadKind = ThreadKind.vmm
     /// Why the loop thread ended, if `run()` threw on the thread `start()` created.
     public private(set) var threadError: EventLoopError?
 
@@ -171,20 +172,22 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Run the loop on a new thread named `name` (at most 15 characters are kept).
-    public func start(name: String = "swiftvmm-io") throws {
+    /// Run the loop on a new thread named `name` (at most 15 characters are kept), under
+    /// `threadKind`'s seccomp filter (`Seccomp.processPolicy`): `.api` for the API server.
+    public func start(name: String = "swiftvmm-io", threadKind: ThreadKind = .vmm) throws {
         lock.lock()
         let busy = running || spawnedThread != nil
         lock.unlock()
         if busy { throw EventLoopError.alreadyRunning }
         threadName = name
+        self.threadKind = threadKind
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread: pthread_t = 0
         let rc = pthread_create(&thread, nil, { raw in
             guard let raw else { return nil }
             let loop = Unmanaged<EventLoop>.fromOpaque(raw).takeRetainedValue()
             _ = ckvm_set_current_thread_name(loop.threadName)
-            Seccomp.installOnThreadStart(.vmm)
+            Seccomp.installOnThreadStart(loop.threadKind)
             do { try loop.run() } catch let e as EventLoopError { loop.threadError = e } catch {}
             return nil
         }, context)

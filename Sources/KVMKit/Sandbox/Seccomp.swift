@@ -17,8 +17,8 @@ public enum SeccompPolicy: Sendable {
 }
 
 /// Per-thread seccomp filters. A thread installs its own filter when it starts
-/// (`VCPURunner`, `EventLoop.start`, the API server, and the main thread once the others
-/// run), so each kind has only its own allow-list; a filter is inherited by threads the
+/// (`VCPURunner`; `EventLoop.start(threadKind:)`, `.vmm` for devices, `.api` for the API
+/// server's loop; the main thread once the others run), so each kind has only its own allow-list; a filter is inherited by threads the
 /// filtered thread creates, so the main thread installs its filter last.
 ///
 /// A forbidden call traps: the SIGSYS handler (C, async-signal-safe) writes
@@ -53,8 +53,4 @@ public enum Seccomp {
             _exit(1)
         }
     }
-
-    /// For the control API server's thread: call first thing on that thread, before the
-    /// first accept.
-    public static func installForAPIThread() { installOnThreadStart(.api) }
 }
