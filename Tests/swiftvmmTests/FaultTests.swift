@@ -85,7 +85,7 @@ final class FaultTests: XCTestCase {
     func vmStderr() -> String { (try? String(contentsOfFile: stderrLog, encoding: .utf8)) ?? "" }
 
     func startSocketVM(_ socketPath: String, prefix: [String] = []) throws -> Process {
-        FileManager.default.createFile(atPath: stderrLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrLog, contents: nil)
         let p = Process()
         if prefix.isEmpty {
             p.executableURL = swiftvmmExecutable()
