@@ -34,6 +34,10 @@ public enum Seccomp {
     /// Install `kind`'s filter from `policy` on the calling thread (nothing when disabled).
     public static func install(for kind: ThreadKind, policy: SeccompPolicy = processPolicy) throws(SeccompError) {
         guard case .filters(let programs) = policy, let program = programs[kind] else { return }
+        // glibc reads the time zone (opens /etc/localtime) on the first gmtime_r/timegm of
+        // the process — the CMOS model's, on a vCPU thread, when Linux reads the RTC. Found
+        // in the nested bed: do it here, unfiltered.
+        tzset()
         ckvm_seccomp_set_thread_kind(kind.rawValue)
         _ = ckvm_seccomp_install_sigsys_handler { ConsoleExitCleanup.restoreTerminal() }
         let count = UInt16(clamping: program.count)
