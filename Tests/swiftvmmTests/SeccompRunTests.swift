@@ -104,3 +104,32 @@ final class SeccompRunTests: XCTestCase {
         }
     }
 }
+
+/// A vCPU reading the CMOS clock under the vCPU filter (found in the nested bed: glibc's
+/// first gmtime_r opened /etc/localtime on the vCPU thread, and the filter ended the VM).
+final class SeccompRTCTests: XCTestCase {
+    /// A minimal ELF64 kernel: read RTC seconds (index 0 through ports 0x70/0x71), then
+    /// reset through the i8042 (0xFE to port 0x64).
+    func rtcReadingKernel() -> [UInt8] {
+        let code: [UInt8] = [0xB0, 0x00, 0xE6, 0x70, 0xE4, 0x71, 0xB0, 0xFE, 0xE6, 0x64, 0xF4, 0xEB, 0xFD]
+        let load: UInt64 = 0x100_0000, codeOffset: UInt64 = 0x1000
+        var f = [UInt8](repeating: 0, count: Int(codeOffset) + code.count)
+        func put<T: FixedWidthInteger>(_ v: T, _ at: Int) { for i in 0..<MemoryLayout<T>.size { f[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+        f.replaceSubrange(0..<4, with: [0x7f, 0x45, 0x4c, 0x46]); f[4] = 2; f[5] = 1; f[6] = 1
+        put(UInt16(2), 16); put(UInt16(62), 18); put(UInt32(1), 20)
+        put(load, 24); put(UInt64(64), 32); put(UInt16(64), 52); put(UInt16(56), 54); put(UInt16(1), 56)
+        put(UInt32(1), 64); put(UInt32(5), 68); put(codeOffset, 72); put(load, 80); put(load, 88)
+        put(UInt64(code.count), 96); put(UInt64(code.count), 104); put(UInt64(0x1000), 112)
+        f.replaceSubrange(Int(codeOffset)..<f.count, with: code)
+        return f
+    }
+
+    func testVCPUReadsTheRTCUnderItsFilter() throws {
+        try requireKVMDevice()
+        let kernel = try temporaryFile("rtc.elf", bytes: rtcReadingKernel())
+        let r = try runProcess(swiftvmmExecutable(), ["run", "--kernel", kernel, "--memory", "32", "--serial", "none"], timeout: 30)
+        XCTAssertFalse(r.stderr.contains("seccomp"), r.stderr)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("guest reset"), r.stderr)
+    }
+}
