@@ -8,10 +8,13 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
     switch error {
     case let e as ExitCode:
         return (e.rawValue, nil)
+    case let e as JailError:
+        return (e.badInput ? VMMExit.badInput : VMMExit.failure, "swiftvmm: jail: \(e)")
     // The user's input was wrong: nothing was started.
     case is ValidationError, is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is ConsoleError,
          is UsageFailure, is NetOptionsError, is NetBackendError, is VsockOptionsError, is VsockError,
-         is SnapshotFileError, is SnapshotError, is GuestMemoryError, is VirtioStateError:
+         is SnapshotFileError, is SnapshotError, is GuestMemoryError, is VirtioStateError,
+         is SeccompError:
         return (VMMExit.badInput, "swiftvmm: \(error)")
     case let e as VMError:
         switch e {

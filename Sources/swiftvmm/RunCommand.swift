@@ -8,6 +8,7 @@ extension RunOptions {
     func runMachine() throws {
         if apiSock != nil || configFile != nil || id != nil { return try runManaged() }
         let clockAtStart = mainStartNanoseconds
+        Seccomp.processPolicy = try seccompPolicy()
         let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
         })
@@ -28,6 +29,10 @@ extension RunOptions {
             try vm.start()
         }
         try signals?.start()
+        // Last: threads created later would inherit it. A signal action writes snapshot
+        // files or connects to a migration peer from its own thread, which the main
+        // thread's list does not allow, so with one the main thread stays unfiltered.
+        if signals == nil { Seccomp.installOnThreadStart(.main) }
         defer {  // a hand-over or suspend says so last (its figures come from the VM's stop reason)
             if case .hostRequest(let why) = vm.stopReason, why.hasPrefix("migrated") || why.hasPrefix("suspended") { warn(why) }
         }

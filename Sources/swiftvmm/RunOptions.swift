@@ -18,6 +18,8 @@ struct RunOptions {
     var console: String = "serial"
     var noVirtioCommandLine = false
     var timings = false
+    var noSeccomp = false
+    var seccompFilter: String? = nil
     var restore: String? = nil
     var snapshotOnSignal: String? = nil
     var trackDirtyPages = false
@@ -51,6 +53,8 @@ struct RunOptions {
             .value("console", "DEVICE", "Which guest device the host console (--serial) is connected to: serial (COM1, default) or hvc (virtio-console; COM1 output is still shown).") { $0.console = $1 },
             .flag("no-virtio-cmdline", "Do not append virtio_mmio.device= entries to the kernel command line (the DSDT declares the devices either way).") { $0.noVirtioCommandLine = true },
             .flag("timings", "Print start-up timings to stderr.") { $0.timings = true },
+            .flag("no-seccomp", "Run without seccomp filters (docs/sandbox.md).") { $0.noSeccomp = true },
+            .value("seccomp-filter", "FILE", "Seccomp filters from FILE: compiled BPF per thread kind, the format of Firecracker's seccompiler-bin (docs/sandbox.md).") { $0.seccompFilter = $1 },
             .value("restore", "STATE,MEM", "Restore a snapshot instead of booting: the state and memory files. The machine, disks and devices are the snapshot's; --serial still chooses where the console goes.") { $0.restore = $1 },
             .value("snapshot-on-signal", "STATE,MEM[,diff][,exit]", "On SIGUSR1 pause, write a snapshot (Full, or Diff with diff, which needs --track-dirty-pages) and resume, or with exit stop the VM (suspend to disk).") { $0.snapshotOnSignal = $1 },
             .flag("track-dirty-pages", "Log written guest pages, for Diff snapshots.") { $0.trackDirtyPages = true },

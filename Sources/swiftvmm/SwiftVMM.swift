@@ -8,6 +8,7 @@ enum SwiftVMM {
         (AttachCommand.command.name, AttachCommand.command.abstract, { try AttachCommand.command.parse($0, into: AttachCommand()).run() }),
         (CheckCommand.command.name, CheckCommand.command.abstract, { try CheckCommand.command.parse($0, into: CheckCommand()).run() }),
         (SnapshotCommand.command.name, SnapshotCommand.command.abstract, { try SnapshotCommand.command.parse($0, into: SnapshotCommand()).run() }),
+        (JailCommand.command.name, JailCommand.command.abstract, { try JailCommand.command.parse($0, into: JailCommand()).run() }),
     ] + ClientCommand.all.map { c in (c.spec.name, c.spec.abstract, { try c.spec.parse($0, into: ClientCommand.Options()).run(c) }) }
 
     /// Run the command line (without the program name). Throws `HelpRequest` for help.

@@ -144,6 +144,7 @@ public final class VCPURunner: @unchecked Sendable {
         sigfillset(&set)
         sigdelset(&set, VCPUKick.signal)
         pthread_sigmask(SIG_SETMASK, &set, nil)
+        Seccomp.installOnThreadStart(.vcpu)
 
         let control = handlers.control
         var entered = false
