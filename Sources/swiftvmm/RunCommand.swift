@@ -29,16 +29,16 @@ extension RunOptions {
             try vm.start()
         }
         try signals?.start()
-        // Last: threads created later would inherit it. A signal action writes snapshot
-        // files or connects to a migration peer from its own thread, which the main
-        // thread's list does not allow, so with one the main thread stays unfiltered.
-        if signals == nil { Seccomp.installOnThreadStart(.main) }
         defer {  // a hand-over or suspend says so last (its figures come from the VM's stop reason)
             if case .hostRequest(let why) = vm.stopReason, why.hasPrefix("migrated") || why.hasPrefix("suspended") { warn(why) }
         }
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
+        // Last: threads created later would inherit it. A signal action writes snapshot
+        // files or connects to a migration peer from its own thread, which the main
+        // thread's list does not allow, so with one the main thread stays unfiltered.
+        if signals == nil { Seccomp.installOnThreadStart(.main) }
         let reason = vm.waitForStop()
         vm.shutdown()
         reportExit(of: vm, clockAtStart: clockAtStart)

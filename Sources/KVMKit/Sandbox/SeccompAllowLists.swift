@@ -37,7 +37,7 @@ public enum SeccompAllowLists {
         SyscallRule("exit", "the thread ends"),
         SyscallRule("exit_group", "the process ends (also the SIGSYS reporter's own exit)"),
         SyscallRule("fcntl", "the crash clean-up restores a terminal's file status flags",
-                    argument: 1, allowed: fcntl(["F_GETFL": F_GETFL, "F_SETFL": F_SETFL])),
+                    argument: 1, allowed: named(["F_GETFL": F_GETFL, "F_SETFL": F_SETFL])),
     ]
 
     /// The vCPU thread: KVM_RUN and the exit handlers (device models are pure; their side
@@ -49,6 +49,8 @@ public enum SeccompAllowLists {
                                                  "KVM_SET_LAPIC", "KVM_GET_MP_STATE", "KVM_SET_MP_STATE", "KVM_GET_VCPU_EVENTS",
                                                  "KVM_SET_VCPU_EVENTS", "KVM_TRANSLATE", "KVM_IRQ_LINE"] + terminal)),
         SyscallRule("close", "a device or runner released on this thread closes its eventfd"),
+        SyscallRule("poll", "a paused vCPU parks on an eventfd until it is resumed"),
+        SyscallRule("read", "a parked vCPU takes its wake-up from the eventfd"),
     ] + runtime
 
     /// The event loop thread: epoll, device and disk I/O, the console (terminal, pipe or
@@ -74,7 +76,10 @@ public enum SeccompAllowLists {
         SyscallRule("shutdown", "a console client is dropped"),
         SyscallRule("close", "closing console clients and released devices' fds"),
         SyscallRule("unlink", "the console socket file is removed when the console stops"),
-        SyscallRule("timerfd_settime", "the console socket backs off after EMFILE at accept"),
+        SyscallRule("timerfd_settime", "the console socket backs off after EMFILE at accept; rate-limiter and console-coalescing timers"),
+        SyscallRule("socket", "vsock: a guest connection to host port P opens a Unix stream socket to PATH_P",
+                    argument: 0, allowed: named(["AF_UNIX": AF_UNIX])),
+        SyscallRule("connect", "vsock: that socket connects to PATH_P"),
         SyscallRule("ioctl", "interrupt lines and irqfd/ioeventfd set-up of devices; the terminal's mode and size",
                     argument: 1, allowed: ioctl(["KVM_IRQ_LINE", "KVM_IRQFD", "KVM_IOEVENTFD", "KVM_GET_DIRTY_LOG",
                                                  "TCGETS", "TIOCGWINSZ", "FIONBIO"] + terminal)),
@@ -104,6 +109,7 @@ public enum SeccompAllowLists {
         SyscallRule("sendto", "the console's last output to a socket client (send with MSG_NOSIGNAL)"),
         SyscallRule("poll", "the console's last output waits (bounded) for a slow terminal or client"),
         SyscallRule("unlink", "the console socket file is removed at exit"),
+        SyscallRule("newfstatat", "the vsock socket file is checked to be still ours before it is removed at exit"),
         SyscallRule("ioctl", "the terminal is restored at exit", argument: 1, allowed: ioctl(["TCGETS"] + terminal)),
     ] + runtime
 
@@ -114,7 +120,7 @@ public enum SeccompAllowLists {
         names.map { SyscallRule.NamedValue(name: $0, value: ckvm_ioctl_request($0)) }
     }
 
-    private static func fcntl(_ commands: KeyValuePairs<String, Int32>) -> [SyscallRule.NamedValue] {
+    private static func named(_ commands: KeyValuePairs<String, Int32>) -> [SyscallRule.NamedValue] {
         commands.map { SyscallRule.NamedValue(name: $0.key, value: UInt32(bitPattern: $0.value)) }
     }
 }
