@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <linux/filter.h>
+#include <linux/if_tun.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <string.h>
@@ -102,7 +103,7 @@ static const struct { const char *name; uint32_t request; } ioctl_requests[] = {
     REQ(KVM_GET_VCPU_EVENTS), REQ(KVM_SET_VCPU_EVENTS), REQ(KVM_TRANSLATE), REQ(KVM_INTERRUPT),
     REQ(KVM_IRQ_LINE), REQ(KVM_IRQFD), REQ(KVM_IOEVENTFD), REQ(KVM_GET_DIRTY_LOG),
     REQ(KVM_SET_USER_MEMORY_REGION), REQ(KVM_GET_CLOCK), REQ(KVM_SET_CLOCK),
-    REQ(TCGETS), REQ(TCSETS), REQ(TCSETSW), REQ(TCSETSF), REQ(TIOCGWINSZ), REQ(FIONBIO),
+    REQ(TCGETS), REQ(TCSETS), REQ(TCSETSW), REQ(TCSETSF), REQ(TIOCGWINSZ), REQ(FIONBIO), REQ(TUNSETOFFLOAD),
 };
 
 static int same(const char *a, const char *b) {

@@ -30,7 +30,7 @@ final class FaultTests: XCTestCase {
         // A sparse 1 MiB image (reads as zeros), then fill the file system.
         XCTAssertEqual(try shell("truncate -s 1M \(dir)/disk.img && (dd if=/dev/zero of=\(dir)/fill bs=4k 2>/dev/null; true)").status, 0)
         let r = try runProcess(swiftvmmExecutable(), ["run", "--kernel", try probeKernel(), "--memory", "64", "--disk", "\(dir)/disk.img",
-                                                      "--rng", "--cmdline", "console=ttyS0 probe.run=blk,rng"], timeout: 60)
+                                                      "--rng", "--cmdline", "console=ttyS0 probe.run=blk,rng probe.blk_crc32=\(crc32Hex([UInt8](repeating: 0, count: 65536)))"], timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("PROBE FAIL blk: write failed"), r.stdout)
         XCTAssertTrue(r.stdout.contains("PROBE PASS rng"), "the VM ran on after the I/O error: \(r.stdout)")

@@ -43,11 +43,11 @@ public enum SeccompAllowLists {
     /// The vCPU thread: KVM_RUN and the exit handlers (device models are pure; their side
     /// effects are eventfd writes and interrupt lines).
     static let vcpu: [SyscallRule] = [
-        SyscallRule("ioctl", "KVM_RUN; register access for crash dumps, pause and snapshots; legacy interrupt lines; tcsetattr in the crash clean-up",
+        SyscallRule("ioctl", "KVM_RUN; register access for crash dumps, pause and snapshots; legacy interrupt lines; the tap's offloads when a virtio-net driver starts the device (DRIVER_OK); tcsetattr in the crash clean-up",
                     argument: 1, allowed: ioctl(["KVM_RUN", "KVM_GET_REGS", "KVM_SET_REGS", "KVM_GET_SREGS", "KVM_SET_SREGS",
                                                  "KVM_GET_FPU", "KVM_SET_FPU", "KVM_GET_MSRS", "KVM_SET_MSRS", "KVM_GET_LAPIC",
                                                  "KVM_SET_LAPIC", "KVM_GET_MP_STATE", "KVM_SET_MP_STATE", "KVM_GET_VCPU_EVENTS",
-                                                 "KVM_SET_VCPU_EVENTS", "KVM_TRANSLATE", "KVM_IRQ_LINE"] + terminal)),
+                                                 "KVM_SET_VCPU_EVENTS", "KVM_TRANSLATE", "KVM_IRQ_LINE", "TUNSETOFFLOAD"] + terminal)),
         SyscallRule("close", "a device or runner released on this thread closes its eventfd"),
         SyscallRule("poll", "a paused vCPU parks on an eventfd until it is resumed"),
         SyscallRule("read", "a parked vCPU takes its wake-up from the eventfd"),
