@@ -130,8 +130,8 @@ final class NestedLinuxTests: XCTestCase {
             let start = Date()
             let r = try runProcess(URL(fileURLWithPath: "/usr/bin/flock"),
                                    ["/tmp/swiftvmm-nested.lock", root.appendingPathComponent("guests/nested/run").path,
-                                    "--timeout", "4800", "--script", scriptPath],
-                                   timeout: 5100, environment: env, currentDirectory: root)
+                                    "--timeout", "2400", "--script", scriptPath],
+                                   timeout: 2700, environment: env, currentDirectory: root)
             harnessSeconds = Date().timeIntervalSince(start)
             let byPosition = parse(r.stdout)
             for (position, scenario) in chosen.enumerated() { invocations[scenario.number] = byPosition[position + 1] }
