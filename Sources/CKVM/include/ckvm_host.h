@@ -1,12 +1,11 @@
 // Host facilities the event loop and the console need that Glibc's Swift module does not
-// export: <sys/epoll.h>, <sys/eventfd.h> and <sys/timerfd.h> are not in it, and accept4 and the pty calls
+// export: <sys/epoll.h> and <sys/eventfd.h> are not in it, and accept4 and the pty calls
 // need _GNU_SOURCE / _XOPEN_SOURCE. Functions return the call's result or -errno.
 #ifndef CKVM_HOST_H
 #define CKVM_HOST_H
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 
 // accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
 int ckvm_accept_nonblock_cloexec(int listen_fd);
