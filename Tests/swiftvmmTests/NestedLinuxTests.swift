@@ -117,9 +117,9 @@ final class NestedLinuxTests: XCTestCase {
             // A talkative L2 boot took 2.5 min at load average 28 on this 2-core machine.
             env["NESTED_EXPECT_TIMEOUT"] = env["NESTED_EXPECT_TIMEOUT"] ?? "600"
             // One run, no retry: a scenario that misses its text or triple-faults fails its
-            // test. The bed's configuration is the one guests/nested/reliability measured
-            // clean (guests/nested/README.md, "Reliability"). The lock keeps other nested
-            // runs on this machine from competing for the CPU with this one.
+            // test. The bed's default configuration (one L1 vCPU) is the one
+            // guests/nested/reliability measured best (guests/nested/README.md, "Reliability").
+            // The lock keeps other nested runs on this machine from competing for the CPU.
             if selection != nil && ProcessInfo.processInfo.environment["CI"] == "true" {
                 runError = "NESTED_SCENARIOS is set under CI=true: every scenario must run"
                 return
