@@ -93,6 +93,7 @@ final class NestedLinuxTests: XCTestCase {
         # 11: the stock kernel configured entirely through the control API (2 vCPUs, a
         # drive), paused and resumed while it counts, then Ctrl-Alt-Del (reboot=k: exit 0)
         --api-sock /run/vm.sock --id nested-api
+        $ i=0; while [ ! -S /run/vm.sock ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
         @ info --api-sock /run/vm.sock
         @ api --api-sock /run/vm.sock PUT /machine-config vcpu_count:=2 mem_size_mib:=256
         @ api --api-sock /run/vm.sock PUT /boot-source kernel_image_path=\(kernel) initrd_path=\(initrd) "boot_args=console=ttyS0 reboot=k panic=-1 quiet"
@@ -334,7 +335,12 @@ final class NestedLinuxTests: XCTestCase {
         XCTAssertTrue(out.contains("serial-data-end"), "the drive's serial is its drive_id:\n\(inv.output)")
         let paused = out.indices.filter { out[$0] == "\"state\": \"Paused\"," }
         XCTAssertEqual(paused.count, 2, "two state reports while paused:\n\(inv.output)")
-        func tick(_ l: String) -> Int? { l.hasPrefix("tick-") ? Int(l.dropFirst(5)) : nil }
+        /// The number of a `tick-N` the guest printed (a line may start with the shell's
+        /// prompt; the echoed command line has `tick-$i`, no digits).
+        func tick(_ l: String) -> Int? {
+            guard let r = l.range(of: #"tick-[0-9]+$"#, options: .regularExpression) else { return nil }
+            return Int(l[r].dropFirst(5))
+        }
         if paused.count == 2 {
             XCTAssertTrue(out[paused[0]..<paused[1]].allSatisfy { tick($0) == nil }, "the guest ran while paused:\n\(inv.output)")
         }
