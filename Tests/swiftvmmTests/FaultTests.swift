@@ -146,25 +146,17 @@ final class FaultTests: XCTestCase {
         try requireRoot()
         let path = try temporaryFile("console.sock", bytes: [])
         unlink(path)
-        // Find the lowest free descriptor number of this exact command line, then allow
-        // exactly one more descriptor than that: the first client takes it.
-        let probe = try startSocketVM(path)
-        // Fully started (a client was served and has left), then count.
-        let first = try connect(path)
-        send(first, "\r")
-        XCTAssertTrue(read(first, until: "probe> ", seconds: 10).contains("probe> "))
-        close(first)
-        usleep(300_000)
-        let used = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(probe.processIdentifier)/fd")) ?? []).compactMap(Int.init))
-        kill(probe.processIdentifier, SIGTERM)
-        _ = waitExit(probe, seconds: 10)
-        unlink(path)
-        let lowestFree = (0...).first { !used.contains($0) } ?? 0
-        let vm = try startSocketVM(path, prefix: ["/usr/bin/prlimit", "--nofile=\(lowestFree + 1)", "--"])
+        let vm = try startSocketVM(path)
         defer { if vm.isRunning { kill(vm.processIdentifier, SIGKILL) } }
         let a = try connect(path)
         send(a, "\r")
         XCTAssertTrue(read(a, until: "probe> ", seconds: 10).contains("probe> "), "the first client is served")
+        // Now that it runs (start-up opens and closes files), lower the VMM's descriptor
+        // limit to its lowest free descriptor number: the next accept fails with EMFILE.
+        let used = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(vm.processIdentifier)/fd")) ?? []).compactMap(Int.init))
+        let lowestFree = (0...).first { !used.contains($0) } ?? 0
+        let limit = try runProcess(URL(fileURLWithPath: "/usr/bin/prlimit"), ["--pid", "\(vm.processIdentifier)", "--nofile=\(lowestFree)"])
+        XCTAssertEqual(limit.status, 0, limit.stderr)
         let b = try connect(path)   // waits in the backlog: accept fails with EMFILE
         defer { close(b) }
         // Is the event loop thread runnable (spinning) or asleep in epoll_wait? Its state,
