@@ -9,9 +9,6 @@ let package = Package(
         .library(name: "VMMCore", targets: ["VMMCore"]),
         .executable(name: "swiftvmm", targets: ["swiftvmm"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-    ],
     targets: [
         // C only: one typed function per KVM ioctl, request numbers, variadic libc calls.
         .target(name: "CKVM", linkerSettings: [.linkedLibrary("z")]),  // zlib: qcow2 compressed clusters
@@ -21,10 +18,7 @@ let package = Package(
         .target(name: "VMMCore", dependencies: ["KVMKit", "VirtioDevices", "CKVM"]),
         .executableTarget(
             name: "swiftvmm",
-            dependencies: [
-                "KVMKit", "VirtioDevices", "VMMCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            dependencies: ["KVMKit", "VirtioDevices", "VMMCore"]),
         // Shared by the test targets: how a test reacts to a missing prerequisite.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KVMKitTests", dependencies: ["KVMKit", "CKVM", "TestSupport"]),

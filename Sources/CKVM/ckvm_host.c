@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 int ckvm_accept_nonblock_cloexec(int listen_fd) {

@@ -20,10 +20,10 @@ import Synchronization
 /// from a vCPU thread without taking the lock, so a pause never waits on a stopping vCPU.
 public final class MicroVM: Sendable {
     public let id: String
-    private let control: MachineControl
-    private let core: Mutex<Core>
+    let control: MachineControl
+    let core: Mutex<Core>
 
-    private struct Core: ~Copyable {
+    struct Core: ~Copyable {
         var configuration: VMConfiguration
         var lifecycle = VMState.notStarted
         var runtime: VMRuntime?
@@ -120,7 +120,7 @@ public final class MicroVM: Sendable {
                     throw VMError.invalidConfiguration("drive \(id) has no live device")
                 }
                 let old = c.configuration.drives[index]
-                let backend = try DiskImage.open(path: path, readOnly: old.readOnly)
+                let backend = try DiskImage.open(path: path, format: old.format, readOnly: old.readOnly)
                 let quiesce = c.lifecycle == .running  // a paused VM's devices are quiet already
                 if quiesce { transport.pause() }
                 defer { if quiesce { transport.resume() } }
@@ -201,7 +201,7 @@ public final class MicroVM: Sendable {
     /// When the machine was fully built (CLOCK_MONOTONIC ns), for `--timings`.
     public var builtAt: Int64? { core.withLock { $0.runtime?.builtAt } }
 
-    private func check(_ request: VMRequest, _ lifecycle: VMState) throws {
+    func check(_ request: VMRequest, _ lifecycle: VMState) throws {
         let now = control.stopReason.map { $0.isCrash ? VMState.crashed : .stopped } ?? lifecycle
         guard request.isAllowed(in: now) else { throw VMError.illegal(request, state: now) }
     }

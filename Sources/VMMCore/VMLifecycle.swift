@@ -9,6 +9,7 @@ public enum VMLifecycle {
     public static func canTransition(from: VMState, to: VMState) -> Bool {
         switch (from, to) {
         case (.notStarted, .running), (.notStarted, .stopped): return true
+        case (.notStarted, .paused): return true  // a snapshot loaded without resuming
         case (.running, .paused), (.paused, .running): return true
         case (.running, .stopped), (.running, .crashed), (.paused, .stopped), (.paused, .crashed): return true
         default: return false
@@ -24,12 +25,15 @@ public enum VMRequest: String, Sendable, CaseIterable {
     case resume = "resume"
     case sendCtrlAltDel = "send Ctrl-Alt-Del to"
     case readRegisters = "read the registers of"
+    case createSnapshot = "snapshot"
+    case loadSnapshot = "load a snapshot into"
+    case migrate = "migrate"
 
     public func isAllowed(in state: VMState) -> Bool {
         switch self {
-        case .configure, .start: return state == .notStarted
-        case .pause, .sendCtrlAltDel: return state == .running
-        case .resume, .readRegisters: return state == .paused
+        case .configure, .start, .loadSnapshot: return state == .notStarted
+        case .pause, .sendCtrlAltDel, .migrate: return state == .running
+        case .resume, .readRegisters, .createSnapshot: return state == .paused
         }
     }
 }

@@ -15,9 +15,16 @@ final class VMRuntime {
     /// CLOCK_MONOTONIC when the machine was fully built (before its threads started).
     let builtAt: Int64
     private var tornDown = false
+    /// Snapshot bookkeeping: the dirty-page log since the last snapshot, and its memory file.
+    var dirtyTracker: DirtyPageTracker?
+    var lastMemoryFile: String?
 
-    init(configuration c: VMConfiguration, control: MachineControl, kvm: KVM) throws {
-        guard let boot = c.bootSource else { throw VMError.missingBootSource }
+    /// `restoring`: rebuild a saved VM (snapshot, migration) instead of booting a kernel;
+    /// each device is built from its saved state. The configuration must be the saved one.
+    init(configuration c: VMConfiguration, control: MachineControl, kvm: KVM, restoring: RuntimeRestore? = nil) throws {
+        guard let boot = c.bootSource ?? (restoring != nil ? VMConfiguration.BootSource(kernelPath: "") : nil) else {
+            throw VMError.missingBootSource
+        }
         // Taps and the vsock device first: their errors are the user's (exit 2, HTTP 400)
         // and nothing of the VM exists yet.
         let ids = try NetOptions.validate(c.networkInterfaces)
@@ -33,7 +40,7 @@ final class VMRuntime {
                                       memoryMiB: c.machine.memSizeMiB, cpus: c.machine.vcpuCount,
                                       serialMMIOAddress: c.console.serialMMIOAddress, elfEntry: boot.elfEntry)
         mc.hugePages = c.machine.hugePages == .twoMiB
-        let machine = try Machine(configuration: mc, kvm: kvm, control: control)
+        let machine = try Machine(configuration: mc, kvm: kvm, control: control, restoring: restoring?.machine)
         let loop = try EventLoop()
         let registry = DeviceRegistry()
         try registry.register(id: "com1", kind: .serial, device: machine.serial)
@@ -43,12 +50,21 @@ final class VMRuntime {
         try registry.register(id: "acpi", kind: .acpi, device: machine.acpiSleep)
 
         for d in c.drivesInDeviceOrder {
+            let id = registry.uniqueID("block_\(d.id)")
+            let saved = try restoring?.virtio(id)
             var options = DiskOptions(path: d.path, readOnly: d.readOnly, id: d.id, format: d.format)
             options.rateLimit = d.rateLimit
-            let block = try VirtioBlock(options: options, offersFlush: d.cacheType == .writeback)
-            let t = try VirtioMachineAttachment.attach(block, name: "virtio-blk \(d.id) (\(d.path))", to: machine, loop: loop)
+            let block = try saved.map {
+                // Opened as the format it was saved with, never re-detected.
+                let state = try $0.decode(VirtioBlockState.self, device: id)
+                return try VirtioBlock(state: state,
+                                       backend: DiskImage.open(path: options.path, format: state.format, readOnly: options.readOnly),
+                                       offersFlush: d.cacheType == .writeback)
+            } ?? VirtioBlock(options: options, offersFlush: d.cacheType == .writeback)
+            let t = try VirtioMachineAttachment.attach(block, name: "virtio-blk \(d.id) (\(d.path))", to: machine, loop: loop,
+                                                       state: saved?.transport)
             try block.registerRateLimitTimer(with: loop)
-            try registry.register(id: registry.uniqueID("block_\(d.id)"), kind: .virtioBlock, device: t)
+            try registry.register(id: id, kind: .virtioBlock, device: t)
         }
         for n in nets {
             let t = try VirtioMachineAttachment.attach(n.device, name: "virtio-net \(n.id) (tap \(n.tap))", to: machine, loop: loop)
@@ -60,17 +76,25 @@ final class VMRuntime {
             try registry.register(id: "vsock", kind: .virtioVsock, device: t)
         }
         if c.entropy {
-            let t = try VirtioMachineAttachment.attach(VirtioRng(), name: "virtio-rng", to: machine, loop: loop)
+            let saved = try restoring?.virtio("entropy")
+            let rng = try saved.map { VirtioRng(state: try $0.decode(VirtioRngState.self, device: "entropy")) } ?? VirtioRng()
+            let t = try VirtioMachineAttachment.attach(rng, name: "virtio-rng", to: machine, loop: loop, state: saved?.transport)
             try registry.register(id: "entropy", kind: .virtioRng, device: t)
         }
         var guestPort: ConsoleGuestPort = SerialConsolePort(machine: machine)
         if c.console.device == .hvc {
-            let hvc = try VirtioConsole()
-            let t = try VirtioMachineAttachment.attach(hvc, name: "virtio-console", to: machine, loop: loop)
+            let saved = try restoring?.virtio("virtio_console")
+            let hvc = try saved.map { try VirtioConsole(state: try $0.decode(VirtioConsoleState.self, device: "virtio_console")) }
+                ?? VirtioConsole()
+            let t = try VirtioMachineAttachment.attach(hvc, name: "virtio-console", to: machine, loop: loop, state: saved?.transport)
             try registry.register(id: "virtio_console", kind: .virtioConsole, device: t)
             guestPort = try MergedConsolePort(primary: VirtioConsolePort(hvc), alsoOutputFrom: guestPort, loop: loop)
         }
-        try machine.boot(extraCommandLine: c.virtioCommandLine ? machine.virtioCommandLine : "")
+        if let r = restoring {
+            try machine.restoreProcessorState(r.machine.state)
+        } else {
+            try machine.boot(extraCommandLine: c.virtioCommandLine ? machine.virtioCommandLine : "")
+        }
         try vsock?.register(with: loop)  // creates the socket: only once the VM will run
         builtAt = monotonicNanoseconds()
         self.machine = machine
@@ -85,7 +109,7 @@ final class VMRuntime {
     /// Console first (the terminal goes raw), then the device loop, then the vCPUs. If a
     /// step fails, the earlier ones are undone; no vCPU has run then (a vCPU thread that
     /// cannot be created stops the machine: the ones before it did start).
-    func start() throws {
+    func start(paused: Bool = false) throws {
         let control = machine.control
         try console.start()
         do {
@@ -95,7 +119,10 @@ final class VMRuntime {
             throw error
         }
         do {
-            try machine.start()
+            // A restored VM starts paused, its devices too (restored transports are born
+            // paused), so `resume` lets everything go at once.
+            if paused { for d in registry.pausable { d.pause() } }
+            try machine.start(paused: paused)
         } catch {
             teardown()
             throw error

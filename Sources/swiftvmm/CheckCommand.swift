@@ -1,22 +1,21 @@
-import ArgumentParser
 import Glibc
 import KVMKit
 
 /// `swiftvmm check`: can this host run VMs? kvm-ok, but right on VT-x, AMD-V and PVM.
-struct CheckCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "check",
-        abstract: "Check whether this host can run KVM virtual machines.",
-        discussion: "Exit status: 0 if KVM acceleration can be used, 1 if not, 2 on a usage error.")
-
-    @Flag(name: .long, help: "Print the facts as one JSON object.")
+struct CheckCommand {
     var json = false
-
-    @Option(name: .customLong("kvm-device"), help: "The KVM device node to check.")
     var kvmDevice: String = KVM.defaultDevicePath
-
-    @Flag(name: .shortAndLong, help: "Print nothing; the exit status says it.")
     var quiet = false
+
+    static let command = CommandSpec<CheckCommand>(
+        name: "check",
+        abstract: "Check whether this host can run KVM virtual machines.",
+        discussion: "Exit status: 0 if KVM acceleration can be used, 1 if not, 2 on a usage error.",
+        options: [
+            .flag("json", "Print the facts as one JSON object.") { $0.json = true },
+            .value("kvm-device", "PATH", "The KVM device node to check (default: \(KVM.defaultDevicePath)).") { $0.kvmDevice = $1 },
+            .flag("quiet", short: "q", "Print nothing; the exit status says it.") { $0.quiet = true },
+        ])
 
     func run() throws {
         let report = HostCheck.evaluate(HostFactsCollector.collect(devicePath: kvmDevice))

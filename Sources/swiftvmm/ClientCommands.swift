@@ -1,4 +1,3 @@
-import ArgumentParser
 import Glibc
 import KVMKit
 import VMMCore
@@ -7,11 +6,6 @@ import VMMCore
 /// --api-sock PATH`, and `swiftvmm api METHOD PATH [BODY]` for any endpoint. Each prints
 /// the answer (JSON, pretty) and exits 0 on success, 1 with the API's fault message on
 /// stderr when the request was refused or the socket cannot be reached.
-struct APISocketOption: ParsableArguments {
-    @Option(name: .customLong("api-sock"), help: "The VM's API socket (swiftvmm run --api-sock, or Firecracker's --api-sock).")
-    var path: String
-}
-
 func callAPI(_ socket: String, _ method: String, _ path: String, _ body: String? = nil) throws {
     let response: APIClient.Response
     do {
@@ -36,62 +30,55 @@ func callAPI(_ socket: String, _ method: String, _ path: String, _ body: String?
     throw RuntimeFailure("\(method) \(path): \(response.status) \(text)")
 }
 
-struct InfoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "info", abstract: "Show a VM's id and state (GET /).")
-    @OptionGroup var socket: APISocketOption
-    func run() throws { try callAPI(socket.path, "GET", "/") }
-}
-
-struct PauseCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "pause", abstract: "Pause a running VM (PATCH /vm Paused).")
-    @OptionGroup var socket: APISocketOption
-    func run() throws { try callAPI(socket.path, "PATCH", "/vm", #"{"state": "Paused"}"#) }
-}
-
-struct ResumeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Resume a paused VM (PATCH /vm Resumed).")
-    @OptionGroup var socket: APISocketOption
-    func run() throws { try callAPI(socket.path, "PATCH", "/vm", #"{"state": "Resumed"}"#) }
-}
-
-struct StopCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "stop", abstract: "Ask the guest to shut down: Ctrl-Alt-Del on its keyboard (PUT /actions SendCtrlAltDel).",
-        discussion: "Linux reboots on Ctrl-Alt-Del; with reboot=k (the default command line) the VM then stops.")
-    @OptionGroup var socket: APISocketOption
-    func run() throws { try callAPI(socket.path, "PUT", "/actions", #"{"action_type": "SendCtrlAltDel"}"#) }
-}
-
-struct MetricsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "metrics", abstract: "Show every device's counters (GET /metrics).")
-    @OptionGroup var socket: APISocketOption
-    func run() throws { try callAPI(socket.path, "GET", "/metrics") }
-}
-
-struct ConfigCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "config", abstract: "Show the VM's configuration (GET /vm/config).")
-    @OptionGroup var socket: APISocketOption
-    func run() throws { try callAPI(socket.path, "GET", "/vm/config") }
-}
-
-struct APICommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "api", abstract: "Send any request to a VM's API.",
-        discussion: """
-            The body is one JSON argument, or fields in httpie's style: NAME=TEXT for a string,             NAME:=JSON for any other value. For example:
-              swiftvmm api --api-sock S PUT /machine-config vcpu_count:=2 mem_size_mib:=256
-              swiftvmm api --api-sock S PUT /boot-source kernel_image_path=vmlinuz 'boot_args=console=ttyS0'
-              swiftvmm api --api-sock S PATCH /vm '{"state": "Paused"}'
-            """)
-    @OptionGroup var socket: APISocketOption
-    @Argument(help: "GET, PUT or PATCH.") var method: String
-    @Argument(help: "The path, e.g. /machine-config.") var path: String
-    @Argument(help: "A JSON body, or NAME=TEXT / NAME:=JSON fields.") var body: [String] = []
-
-    func run() throws {
-        guard ["GET", "PUT", "PATCH"].contains(method.uppercased()) else { throw ValidationError("\(method): use GET, PUT or PATCH") }
-        try callAPI(socket.path, method.uppercased(), path, try Self.makeBody(body))
+/// One client subcommand: its table, and the request it sends.
+struct ClientCommand {
+    /// What every client subcommand parses: the socket, and for `api` the request.
+    struct Options {
+        var socket: String? = nil
+        var method = ""
+        var path = ""
+        var body: [String] = []
     }
+
+    let spec: CommandSpec<Options>
+    /// The request from the parsed options: (method, path, body).
+    let request: (Options) throws -> (String, String, String?)
+
+    static let socketOption = CommandOption<Options>.value(
+        "api-sock", "PATH", "The VM's API socket (swiftvmm run --api-sock, or Firecracker's --api-sock).") { $0.socket = $1 }
+
+    static func fixed(_ name: String, _ abstract: String, discussion: String = "", _ method: String, _ path: String,
+                      _ body: String? = nil) -> ClientCommand {
+        ClientCommand(spec: CommandSpec(name: name, abstract: abstract, discussion: discussion, options: [socketOption]),
+                      request: { _ in (method, path, body) })
+    }
+
+    static let all: [ClientCommand] = [
+        fixed("info", "Show a VM's id and state (GET /).", "GET", "/"),
+        fixed("pause", "Pause a running VM (PATCH /vm Paused).", "PATCH", "/vm", #"{"state": "Paused"}"#),
+        fixed("resume", "Resume a paused VM (PATCH /vm Resumed).", "PATCH", "/vm", #"{"state": "Resumed"}"#),
+        fixed("stop", "Ask the guest to shut down: Ctrl-Alt-Del on its keyboard (PUT /actions SendCtrlAltDel).",
+              discussion: "Linux reboots on Ctrl-Alt-Del; with reboot=k (the default command line) the VM then stops.",
+              "PUT", "/actions", #"{"action_type": "SendCtrlAltDel"}"#),
+        fixed("metrics", "Show every device's counters (GET /metrics).", "GET", "/metrics"),
+        fixed("config", "Show the VM's configuration (GET /vm/config).", "GET", "/vm/config"),
+        ClientCommand(
+            spec: CommandSpec(
+                name: "api", abstract: "Send any request to a VM's API.",
+                discussion: """
+                    The body is one JSON argument, or fields in httpie's style: NAME=TEXT for a string,                     NAME:=JSON for any other value. For example:                     swiftvmm api --api-sock S PUT /machine-config vcpu_count:=2 mem_size_mib:=256
+                    """,
+                options: [socketOption],
+                arguments: [
+                    CommandArgument(name: "METHOD", help: "GET, PUT or PATCH.") { $0.method = $1 },
+                    CommandArgument(name: "PATH", help: "The path, e.g. /machine-config.") { $0.path = $1 },
+                    CommandArgument(name: "BODY", help: "A JSON body, or NAME=TEXT / NAME:=JSON fields.", variadic: true) { $0.body.append($1) },
+                ]),
+            request: { o in
+                guard ["GET", "PUT", "PATCH"].contains(o.method.uppercased()) else { throw ValidationError("\(o.method): use GET, PUT or PATCH") }
+                return (o.method.uppercased(), o.path, try makeBody(o.body))
+            }),
+    ]
 
     /// nil (no body), the one JSON argument, or an object built from NAME=… fields.
     static func makeBody(_ words: [String]) throws -> String? {
@@ -114,5 +101,13 @@ struct APICommand: ParsableCommand {
             }
         }
         return JSONValue.object(object).encoded()
+    }
+}
+
+extension ClientCommand.Options {
+    func run(_ command: ClientCommand) throws {
+        guard let socket else { throw ValidationError("\(command.spec.name): --api-sock PATH is required (swiftvmm \(command.spec.name) --help)") }
+        let (method, path, body) = try command.request(self)
+        try callAPI(socket, method, path, body)
     }
 }

@@ -1,4 +1,3 @@
-import ArgumentParser
 
 /// swiftvmm's documented exit codes (README "Exit codes").
 enum VMMExit {

@@ -1,89 +1,44 @@
-import ArgumentParser
 import Glibc
 import KVMKit
 import VirtioDevices
 import VMMCore
 
 /// `swiftvmm run`: boot a Linux kernel (or the probe kernel) with its console on the terminal.
-struct RunCommand: ParsableCommand, RunOptions {
-    static let configuration = CommandConfiguration(
-        commandName: "run",
-        abstract: "Boot a Linux kernel in a microVM.",
-        discussion: """
-            Exit status: 0 when the guest powers off or resets, or on Ctrl-A x; 1 when the guest \
-            crashes or the VMM fails; 2 on bad input (nothing was started).
-            Console keys on a terminal: Ctrl-A x quit, Ctrl-A h help, Ctrl-A Ctrl-A a literal Ctrl-A.
-            """)
-
-    @Option(help: "Kernel: bzImage or ELF vmlinux. Default: the probe kernel (probe.bzImage next to swiftvmm or in guests/out).")
-    var kernel: String?
-
-    @Option(help: "Initial ramdisk.")
-    var initrd: String?
-
-    @Option(help: "Kernel command line (default: \"\(MachineConfiguration.defaultCommandLine)\").")
-    var cmdline: String?
-
-    @Option(help: "Guest RAM in MiB.")
-    var memory: UInt64 = PlainRunOptions.defaults.memory
-
-    @Option(help: "Number of vCPUs.")
-    var cpus: Int = PlainRunOptions.defaults.cpus
-
-    @Option(help: "Serial console: stdio, file:PATH, socket:PATH or none.")
-    var serial: String = PlainRunOptions.defaults.serial
-
-    @Option(name: .customLong("serial-mmio"), help: "Also attach a 16550 at this MMIO address, e.g. 0xd1000000 (for earlycon=uart8250,mmio,ADDRESS).")
-    var serialMMIO: String?
-
-    @Option(name: .customLong("elf-entry"), help: "For an ELF vmlinux: linux64 (64-bit boot protocol) or pvh.")
-    var elfEntry: String?
-
-    @Option(name: .customLong("disk"), help: "A virtio-blk disk: PATH[,ro][,id=NAME][,format=raw|qcow2][,bw=SIZE/MS[/BURST]][,iops=SIZE/MS[/BURST]] (raw or qcow2 image, or a block device; repeatable).")
-    var disks: [String] = []
-
-    @Option(name: .customLong("net"), help: "A virtio-net device on a tap: tap=NAME[,mac=MAC][,id=ID][,rx-bw=|rx-ops=|tx-bw=|tx-ops=SIZE/MS[/BURST]] (repeatable; the tap is created if missing and permitted).")
-    var nets: [String] = []
-
-    @Option(help: "A virtio-vsock device, Firecracker's hybrid vsock: cid=N,uds=PATH (N >= 3; host connects to PATH and writes CONNECT <port>; guest connections to host port P reach PATH_P).")
-    var vsock: String?
-
-    @Flag(help: "Add a virtio-rng entropy device.")
-    var rng = false
-
-    @Option(help: "Which guest device the host console (--serial) is connected to: serial (COM1) or hvc (virtio-console; COM1 output is still shown).")
-    var console: String = PlainRunOptions.defaults.console
-
-    @Flag(name: .customLong("no-virtio-cmdline"), help: "Do not append virtio_mmio.device= entries to the kernel command line (the DSDT declares the devices either way).")
-    var noVirtioCommandLine = false
-
-    @Flag(help: "Print start-up timings to stderr.")
-    var timings = false
-
-    @Option(name: .customLong("api-sock"), help: "Serve Firecracker's control API on this Unix socket. Without --kernel the VM waits for InstanceStart.")
-    var apiSock: String?
-
-    @Option(name: .customLong("config-file"), help: "Configure and start the VM from a Firecracker configuration file (JSON).")
-    var configFile: String?
-
-    @Option(help: "Instance id (GET /, logs), 1-64 letters, digits and '-'.")
-    var id: String?
-
-    func run() throws { try runMachine() }
-}
-
-// The command's work, for `RunCommand` and for `FastRunParser`'s options alike.
 extension RunOptions {
     func runMachine() throws {
         if apiSock != nil || configFile != nil || id != nil { return try runManaged() }
         let clockAtStart = mainStartNanoseconds
+        Seccomp.processPolicy = try seccompPolicy()
         let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
         })
-        try vm.start()
+        if snapshotOnSignal != nil && migrateOnSignal != nil {
+            throw ValidationError("--snapshot-on-signal and --migrate-on-signal both want SIGUSR1: choose one")
+        }
+        let signals = try snapshotOnSignal.map { try SignalActions(snapshot: $0, vm: vm) }
+            ?? migrateOnSignal.map { try SignalActions(migrate: $0, vm: vm) }
+        if let r = restore {
+            let (state, memory) = try snapshotPaths(r, option: "--restore")
+            try vm.loadSnapshot(snapshotPath: state, memPath: memory, resume: true)
+        } else if let m = migrateFrom {
+            let address: MigrationAddress
+            do { address = try MigrationAddress(parsing: m) } catch { throw ValidationError("--migrate-from: \(error)") }
+            try vm.receiveMigration(from: address)
+            warn("migration received on \(address): the guest runs here")
+        } else {
+            try vm.start()
+        }
+        try signals?.start()
+        defer {  // a hand-over or suspend says so last (its figures come from the VM's stop reason)
+            if case .hostRequest(let why) = vm.stopReason, why.hasPrefix("migrated") || why.hasPrefix("suspended") { warn(why) }
+        }
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
+        // Last: threads created later would inherit it. A signal action writes snapshot
+        // files or connects to a migration peer from its own thread, which the main
+        // thread's list does not allow, so with one the main thread stays unfiltered.
+        if signals == nil { Seccomp.installOnThreadStart(.main) }
         let reason = vm.waitForStop()
         vm.shutdown()
         reportExit(of: vm, clockAtStart: clockAtStart)
@@ -130,6 +85,9 @@ extension RunOptions {
 
     func makeVMConfiguration() throws -> VMConfiguration {
         var c = VMConfiguration()
+        c.machine.trackDirtyPages = trackDirtyPages
+        c.console.mode = try ConsoleMode(parsing: serial)
+        if restore != nil || migrateFrom != nil { return c }  // everything else comes from the source
         let kernelPath = try kernel ?? DefaultGuest.probeKernelPath()
         var boot = VMConfiguration.BootSource(kernelPath: kernelPath, initrdPath: initrd,
                                               bootArgs: cmdline ?? (kernel == nil ? "console=ttyS0" : MachineConfiguration.defaultCommandLine))
@@ -142,7 +100,6 @@ extension RunOptions {
         c.bootSource = boot
         c.machine.memSizeMiB = memory
         c.machine.vcpuCount = cpus
-        c.console.mode = try ConsoleMode(parsing: serial)
         switch console {
         case "serial": c.console.device = .serial
         case "hvc": c.console.device = .hvc

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Glibc
 import KVMKit
 import VMMCore
@@ -8,25 +7,23 @@ let mainStartNanoseconds = monotonicNanoseconds()
 
 do {
     let arguments = Array(CommandLine.arguments.dropFirst())
-    if FirecrackerCommandLine.applies(program: CommandLine.arguments.first ?? "", arguments: arguments) {
+    // `swiftvmm --help` alone is swiftvmm's own help (which points to Firecracker's).
+    if arguments != ["--help"], arguments != ["-h"],
+       FirecrackerCommandLine.applies(program: CommandLine.arguments.first ?? "", arguments: arguments) {
         switch try FirecrackerCommandLine.parse(arguments) {
         case .run(let managed): try managed.run()
         case .version: print("swiftvmm \(APIController.version) (Firecracker API)")
         case .help: print(FirecrackerCommandLine.help)
         }
-    } else if let options = FastRunParser.parse(arguments) {
-        try options.runMachine()  // `swiftvmm run` with plain options: ArgumentParser stays cold
     } else {
-        var command = try SwiftVMM.parseAsRoot()
-        try command.run()
+        try SwiftVMM.main(arguments)
     }
+    exit(VMMExit.success)
+} catch let help as HelpRequest {
+    print(help.text, terminator: help.text.hasSuffix("\n") ? "" : "\n")
     exit(VMMExit.success)
 } catch {
     let status = exitStatus(for: error)
-    if let m = status.message {
-        fputs(m + "\n", stderr)
-    } else if status.code == VMMExit.success, !(error is ExitCode) {
-        print(SwiftVMM.fullMessage(for: error))  // --help
-    }
+    if let m = status.message { fputs(m + "\n", stderr) }
     exit(status.code)
 }

@@ -13,18 +13,6 @@ final class BootSmokeTests: XCTestCase {
         XCTAssertTrue(text.contains("KASLR disabled: 'nokaslr' on cmdline."), text)
     }
 
-    /// Opt-in (slow on PVM): the ELF vmlinux through the 64-bit or PVH entry, until the
-    /// kernel's first earlyprintk line (or SWIFTVMM_SLOW_MARKER). SWIFTVMM_SLOW_BOOT=linux64|pvh.
-    /// The PVH entry's end-to-end test that runs everywhere is RunPVHEntryTests (probe.elf).
-    func testDebianVmlinuxEarlyPrintk() throws {
-        guard let mode = ProcessInfo.processInfo.environment["SWIFTVMM_SLOW_BOOT"] else {
-            throw XCTSkip("opt-in: set SWIFTVMM_SLOW_BOOT=linux64|pvh (minutes in PVM's emulator)")
-        }
-        let marker = ProcessInfo.processInfo.environment["SWIFTVMM_SLOW_MARKER"] ?? "Linux version"
-        let text = try boot(try linuxGuestFile("vmlinux"), until: marker, seconds: 300, elfEntry: mode == "pvh" ? .pvh : .linux64)
-        XCTAssertTrue(text.contains(marker), text)
-    }
-
     /// Boot `path` in a `Machine` (one vCPU, 256 MiB) until COM1 has printed `marker` or
     /// `seconds` have passed; the console text. A guest crash fails the test.
     func boot(_ path: String, until marker: String, seconds: Double, elfEntry: ELFEntryKind? = nil) throws -> String {

@@ -10,7 +10,8 @@ final class VMLifecycleTests: XCTestCase {
 
     /// Every (from, to) pair: exactly these are legal.
     func testEveryTransition() {
-        let legal: Set<String> = ["Not started>Running", "Not started>Stopped", "Running>Paused", "Paused>Running",
+        let legal: Set<String> = ["Not started>Running", "Not started>Stopped", "Not started>Paused",
+                                  "Running>Paused", "Paused>Running",
                                   "Running>Stopped", "Running>Crashed", "Paused>Stopped", "Paused>Crashed"]
         for from in VMState.allCases {
             for to in VMState.allCases {
@@ -25,6 +26,7 @@ final class VMLifecycleTests: XCTestCase {
         let allowed: [VMRequest: Set<VMState>] = [
             .configure: [.notStarted], .start: [.notStarted], .pause: [.running], .resume: [.paused],
             .sendCtrlAltDel: [.running], .readRegisters: [.paused],
+            .createSnapshot: [.paused], .loadSnapshot: [.notStarted], .migrate: [.running],
         ]
         for request in VMRequest.allCases {
             for state in VMState.allCases {
@@ -35,7 +37,8 @@ final class VMLifecycleTests: XCTestCase {
 
     /// A request that is allowed leads along a legal transition (or none).
     func testAllowedRequestsFollowLegalTransitions() {
-        let target: [VMRequest: VMState] = [.start: .running, .pause: .paused, .resume: .running]
+        let target: [VMRequest: VMState] = [.start: .running, .pause: .paused, .resume: .running,
+                                            .loadSnapshot: .paused, .migrate: .stopped]
         for (request, to) in target {
             for from in VMState.allCases where request.isAllowed(in: from) {
                 XCTAssertTrue(VMLifecycle.canTransition(from: from, to: to), "\(request) from \(from)")

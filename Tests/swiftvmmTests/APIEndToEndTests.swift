@@ -98,7 +98,9 @@ final class APIEndToEndTests: XCTestCase {
             ("PATCH", "/vm", #"{"state": "Sleeping"}"#, "state"),
             ("PUT", "/actions", #"{"action_type": "Reboot"}"#, "action_type"),
             ("PUT", "/actions", #"{"action_type": "InstanceStart"}"#, "kernel"),
-            ("PUT", "/network-interfaces/eth0", #"{"iface_id": "eth0", "host_dev_name": "tap0"}"#, "network"),
+            ("PUT", "/network-interfaces/eth0", #"{"iface_id": "eth0", "host_dev_name": "tap/0"}"#, "tap/0"),
+            ("PUT", "/network-interfaces/eth0", #"{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "zz:00:00:00:00:01"}"#, "guest_mac"),
+            ("PUT", "/vsock", #"{"guest_cid": 2, "uds_path": "/tmp/v.sock"}"#, "guest_cid"),
             ("PUT", "/snapshot/create", #"{"snapshot_path": "/tmp/s", "mem_file_path": "/tmp/m"}"#, "snapshot"),
             ("GET", "/no/such/path", "", "path"),
         ]

@@ -1,18 +1,20 @@
 import Foundation
 import XCTest
 
+/// Skip without qemu-img, but fail under CI=true (make deps installs qemu-utils).
+func requireQemuImg() throws {
+    if FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-img") { return }
+    if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("CI=true but qemu-img (qemu-utils) is missing") }
+    throw XCTSkip("qemu-utils not installed")
+}
+
+func qemuImg(_ args: [String]) throws -> ProcessResult {
+    try runProcess(URL(fileURLWithPath: "/usr/bin/qemu-img"), args, timeout: 60)
+}
+
 /// qcow2 disks through `swiftvmm run`, written by the probe kernel's virtio-blk driver
 /// and judged by QEMU's tools.
 final class Qcow2ProbeTests: XCTestCase {
-    func requireQemuImg() throws {
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-img") { return }
-        if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("CI=true but qemu-img (qemu-utils) is missing") }
-        throw XCTSkip("qemu-utils not installed")
-    }
-
-    func qemuImg(_ args: [String]) throws -> ProcessResult {
-        try runProcess(URL(fileURLWithPath: "/usr/bin/qemu-img"), args, timeout: 60)
-    }
 
     /// The probe's blk test (crc of the first 64 KiB, then a write, read-back and restore
     /// of the last sector, then a flush) on a qcow2 overlay over a qcow2 base.

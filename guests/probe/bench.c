@@ -25,7 +25,7 @@ static bool field(const char **p, const char *end, const char **f, size_t *n) {
 	return true;
 }
 
-/* "pio:N", "mmio:N[:ADDR]", "blk:read:MIB", "blk:write:MIB", "net:tx:FRAMES[:SIZE]" */
+/* "pio:N", "mmio:N[:ADDR]", "blk:[rand]read:MIB", "blk:[rand]write:MIB", "net:tx:FRAMES[:SIZE]" */
 bool bench_cmd(const char *s, size_t len) {
 	const char *p = s, *end = s + len, *f;
 	size_t n;
@@ -45,12 +45,13 @@ bool bench_cmd(const char *s, size_t len) {
 	}
 	if (n == 3 && !strncmp(f, "blk", 3)) {
 		if (!field(&p, end, &f, &n)) return false;
-		bool w;
+		bool w, r = n > 4 && !strncmp(f, "rand", 4);
+		if (r) { f += 4; n -= 4; }
 		if (n == 4 && !strncmp(f, "read", 4)) w = false;
 		else if (n == 5 && !strncmp(f, "write", 5)) w = true;
 		else return false;
 		if (!field(&p, end, &f, &n) || !parse_u64(f, n, &a)) return false;
-		bench_blk(w, a);
+		bench_blk(w, r, a);
 		return true;
 	}
 	if (n == 3 && !strncmp(f, "net", 3)) {

@@ -98,6 +98,20 @@ void blk_info(void) {
 	       req_limit(), seg_count, seg_bytes);
 }
 
+/* One step of the `count` workload: check that sector (n-1) % 64 holds n-1 (what the
+ * previous step wrote), then fill sector n % 64 with n. NULL when fine. */
+const char *blk_count_step(u64 n) {
+	if (blk_open()) return "no disk";
+	u64 *s = (u64 *)small;
+	if (n > 1) {
+		if (blk_rw(T_IN, (n - 1) % 64, s, 512)) return "read failed";
+		for (int i = 0; i < 64; i++) if (s[i] != n - 1) return "sector holds the wrong count";
+	}
+	for (int i = 0; i < 64; i++) s[i] = n;
+	if (blk_rw(T_OUT, n % 64, s, 512)) return "write failed";
+	return NULL;
+}
+
 static u64 crc_bytes(void) {
 	u64 n = CRC_BYTES_DEFAULT;
 	if (capacity * 512 < n) n = capacity * 512;
@@ -146,14 +160,16 @@ const char *blk_test(void) {
 	return NULL;
 }
 
-/* Sequential large requests, up to DEPTH_MAX in flight, wrapping at the disk's end.
- * write overwrites the disk from sector 0 with whatever the buffers hold. */
-void bench_blk(bool write, u64 mib) {
+/* Sequential large requests, up to DEPTH_MAX in flight, wrapping at the disk's end;
+ * or, with random, 4 KiB requests at 4 KiB-aligned offsets from a fixed LCG sequence.
+ * write overwrites the disk with whatever the buffers hold. */
+void bench_blk(bool write, bool random, u64 mib) {
 	const char *err = blk_open();
 	if (err) { printk("BENCH BLK FAIL: %s\n", err); return; }
 	u32 req = req_limit();
 	if ((u64)req > capacity * 512) req = (u32)(capacity * 512) & ~511u;
-	if (req == 0) { printk("BENCH BLK FAIL: disk too small\n"); return; }
+	if (random) req = 4096;
+	if (req == 0 || (u64)req > capacity * 512) { printk("BENCH BLK FAIL: disk too small\n"); return; }
 	int depth = dev->q[0].size / (int)slot_desc;
 	if (depth > DEPTH_MAX) depth = DEPTH_MAX;
 	if (depth < 1) { printk("BENCH BLK FAIL: queue too small\n"); return; }
@@ -163,13 +179,15 @@ void bench_blk(bool write, u64 mib) {
 	if (depth < 1) { printk("BENCH BLK FAIL: out of memory\n"); return; }
 	u64 total = mib << 20, sent = 0, done = 0, sector = 0, span = capacity - capacity % (req / 512);
 	u32 lens[DEPTH_MAX];
-	const char *op = write ? "write" : "read";
+	u64 lcg = 0x2545F4914F6CDD1Dull, blocks = capacity / 8;
+	const char *op = random ? (write ? "randwrite" : "randread") : (write ? "write" : "read");
 	printk("bench: blk %s %llu MiB, %u-byte requests, depth %d\n", op, mib, req, depth);
 	printk("BENCH BLK START\n");
 	int inflight = 0;
 	for (int s = 0; s < depth && sent < total; s++) {
 		u32 l = total - sent < req ? (u32)(total - sent) : req;
-		if (sector + l / 512 > span) sector = 0;
+		if (random) { lcg = lcg * 6364136223846793005ull + 1442695040888963407ull; sector = (lcg >> 16) % blocks * 8; }
+		else if (sector + l / 512 > span) sector = 0;
 		if (blk_submit(s, write ? T_OUT : T_IN, sector, (u64)bufs[s], l)) { printk("BENCH BLK FAIL: submit\n"); return; }
 		lens[s] = l; sent += l; sector += l / 512; inflight++;
 	}
@@ -185,7 +203,8 @@ void bench_blk(bool write, u64 mib) {
 		inflight--;
 		if (sent < total) {
 			u32 l = total - sent < req ? (u32)(total - sent) : req;
-			if (sector + l / 512 > span) sector = 0;
+			if (random) { lcg = lcg * 6364136223846793005ull + 1442695040888963407ull; sector = (lcg >> 16) % blocks * 8; }
+		else if (sector + l / 512 > span) sector = 0;
 			if (blk_submit(s, write ? T_OUT : T_IN, sector, (u64)bufs[s], l)) { printk("BENCH BLK FAIL: submit\n"); return; }
 			lens[s] = l; sent += l; sector += l / 512; inflight++;
 		}

@@ -20,7 +20,7 @@ void kmain(int kind, u64 info) {
 	const char *v;
 	size_t n;
 	if (param("probe.bench", &v, &n)) {
-		if (!bench_cmd(v, n)) printk("probe: bad probe.bench= (pio:N, mmio:N[:ADDR], blk:read|write:MIB)\n");
+		if (!bench_cmd(v, n)) printk("probe: bad probe.bench= (pio:N, mmio:N[:ADDR], blk:[rand]read|[rand]write:MIB)\n");
 		poweroff();
 	}
 	if (param("probe.count", &v, &n)) {
@@ -31,7 +31,7 @@ void kmain(int kind, u64 info) {
 		if (!parse_u64(v, i, &count) || (i < n && !parse_u64(v + i + 1, n - i - 1, &spin)))
 			printk("probe: bad probe.count= (N or N:SPIN)\n");
 		else
-			count_ticks(count, spin);
+			count_ticks(count, spin, false);
 		poweroff();
 	}
 	if (param("probe.run", &v, &n)) {

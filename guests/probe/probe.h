@@ -116,7 +116,8 @@ const char *virtio_name(u32 id);
 const char *blk_open(void);
 const char *blk_test(void);
 void blk_info(void);
-void bench_blk(bool write, u64 mib);
+const char *blk_count_step(u64 n);
+void bench_blk(bool write, bool random, u64 mib);
 const char *rng_test(void);
 void rng_show(void);
 const char *vcons_test(void);
@@ -137,7 +138,7 @@ void run_tests(const char *list, size_t len);
 extern const char *current_test;
 extern int test_pass, test_fail;
 void shell(void);
-void count_ticks(u64 n, u64 spin_millions); /* print count 1..n (0: for ever) */
+void count_ticks(u64 n, u64 spin_millions, bool disk); /* print count 1..n (0: for ever) */
 void bench_pio(u64 n);
 void bench_mmio(u64 n, u64 addr);
 bool bench_cmd(const char *spec, size_t len); /* "pio:N", "mmio:N[:ADDR]", "blk:read:MIB" */

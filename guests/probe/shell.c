@@ -96,17 +96,32 @@ static bool ctrl_alt_del_pressed(void) {
 }
 
 /* A guest that works and shows it: pause/resume, snapshot and migration tests watch the
- * numbers continue with no gap and no repeat. Ctrl-Alt-Del on the keyboard (the API's
+ * numbers continue with no gap and no repeat. With `disk`, each step also checks the
+ * sector the previous step wrote and writes its own (blk_count_step), so the disk's
+ * contents follow the count too. Ctrl-Alt-Del on the keyboard (the API's
  * SendCtrlAltDel) ends it with a power-off, as Linux's reboot=k would. */
-void count_ticks(u64 n, u64 spin_millions) {
+void count_ticks(u64 n, u64 spin_millions, bool disk) {
 	for (u64 i = 1; n == 0 || i <= n; i++) {
 		u64 start = rdtsc();
 		while (rdtsc() - start < spin_millions * 1000000ull) __asm__ volatile("pause");
+		const char *err = disk ? blk_count_step(i) : NULL;
+		if (err) { printk("count %lu disk error: %s\n", (unsigned long)i, err); return; }
 		printk("count %lu\n", (unsigned long)i);
 		if (ctrl_alt_del_pressed()) {
 			printk("probe: ctrl-alt-del\n");
 			poweroff();
 		}
+	}
+}
+
+/* Keep writing one word per page over MIB MiB, for ever (the migration benchmark's
+ * "dirtying" guest); prints a line per sweep. */
+static void cmd_dirty(u64 mib) {
+	u64 *buf = phys_alloc(mib << 20, 4096);
+	if (!buf) { printk("dirty: cannot allocate %llu MiB\n", mib); return; }
+	for (u64 sweep = 1;; sweep++) {
+		for (u64 i = 0; i < (mib << 20) / 8; i += 512) buf[i] = sweep;
+		printk("dirty sweep=%llu\n", sweep);
 	}
 }
 
@@ -121,7 +136,9 @@ static const char help[] =
 	"  bench pio N              N outb to port 0x80\n"
 	"  bench mmio N [ADDR]      N 32-bit writes to ADDR (default 0xc0000000)\n"
 	"  bench blk read|write MIB sequential virtio-blk I/O (write overwrites the disk)\n"
-	"  count N [SPIN]           print count 1..N (N=0: for ever), SPIN million TSC cycles apart (default 20)\n"
+	"  count N [SPIN] [disk]    print count 1..N (N=0: for ever), SPIN million TSC cycles apart (default 20);\n"
+	"                           with disk, check and write a disk sector per count\n"
+	"  dirty MIB                write a word per page of MIB MiB, sweep after sweep\n"
 	"  fault                    execute ud2 (exception report, then power off)\n"
 	"  crash                    triple fault (the VMM reports a guest crash)\n"
 	"  poweroff                 power off\n";
@@ -144,8 +161,15 @@ static void execute(const char *p) {
 	else if (is(w, n, "count")) {
 		if (!word(&p, &a, &an) || !parse_u64(a, an, &x)) { printk("usage: count N [SPIN]\n"); return; }
 		y = 20;
-		if (word(&p, &b, &bn) && !parse_u64(b, bn, &y)) { printk("usage: count N [SPIN]\n"); return; }
-		count_ticks(x, y);
+		bool disk = false;
+		while (word(&p, &b, &bn)) {
+			if (is(b, bn, "disk")) disk = true;
+			else if (!parse_u64(b, bn, &y)) { printk("usage: count N [SPIN] [disk]\n"); return; }
+		}
+		count_ticks(x, y, disk);
+	}
+	else if (is(w, n, "dirty")) {
+		if (word(&p, &a, &an) && parse_u64(a, an, &x) && x > 0) cmd_dirty(x); else printk("usage: dirty MIB\n");
 	}
 	else if (is(w, n, "fault")) __asm__ volatile("ud2"); /* exercise the exception report */
 	else if (is(w, n, "crash")) triple_fault();
@@ -160,7 +184,7 @@ static void execute(const char *p) {
 			bench_mmio(x, y);
 		} else if (is(a, an, "blk") && word(&p, &b, &bn) && (is(b, bn, "read") || is(b, bn, "write"))) {
 			bool wr = is(b, bn, "write");
-			if (word(&p, &b, &bn) && parse_u64(b, bn, &x)) bench_blk(wr, x); else printk("usage: bench blk read|write MIB\n");
+			if (word(&p, &b, &bn) && parse_u64(b, bn, &x)) bench_blk(wr, false, x); else printk("usage: bench blk read|write MIB\n");
 		} else printk("usage: bench pio N | bench mmio N [ADDR] | bench blk read|write MIB\n");
 	} else printk("unknown command (try help)\n");
 }

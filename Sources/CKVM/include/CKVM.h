@@ -5,3 +5,6 @@
 #include "ckvm_virtio.h"
 #include "ckvm_inflate.h"
 #include "ckvm_net.h"
+#include "ckvm_state.h"
+#include "ckvm_seccomp.h"
+#include "ckvm_jail.h"

@@ -101,7 +101,10 @@ public enum LinuxLoader {
     static func bzImageEnd(_ kernel: BzImage, loadedAt load: UInt64, lowRAMEnd low: UInt64) throws -> UInt64 {
         let alignment = UInt64(max(kernel.kernelAlignment, 1))
         let base = kernel.relocatable ? max(alignUp(load, alignment), kernel.prefAddress) : max(load, kernel.prefAddress)
-        let end = max(load + UInt64(kernel.payloadSize), base + UInt64(kernel.initSize))
+        // pref_address and init_size come from the file: a crafted pair must not wrap.
+        let (decompressEnd, wrapped) = base.addingReportingOverflow(UInt64(kernel.initSize))
+        if wrapped { throw BootError(path: kernel.path, .badHeader("pref_address \(hex(kernel.prefAddress)) + init_size \(hex(kernel.initSize)) wraps")) }
+        let end = max(load + UInt64(kernel.payloadSize), decompressEnd)
         if end > low { throw BootError(path: kernel.path, .memoryTooSmall(needed: end, available: low)) }
         return end
     }

@@ -22,13 +22,6 @@ protocol ConsoleHost: AnyObject {
 /// client, and host input (keystrokes, with the Ctrl-A escape keys on a terminal) into
 /// the guest device with backpressure. Everything runs on `loop`'s thread.
 ///
-/// A UART hands over one byte per guest write, and its buffer signals the notify fd for
-/// nearly every byte (the loop drains it at once). So after a wake-up that moved output,
-/// the backend stops watching the notify fd and drains on a timer every
-/// `outputCoalescingMicroseconds` while output keeps coming, then watches the fd again: a
-/// burst costs the vCPU thread no cross-thread wake-up per byte, and the first byte after
-/// a quiet spell (a keystroke's echo) still goes out at once.
-///
 /// Usage (VMM):
 ///
 ///     let loop = try EventLoop()
@@ -50,17 +43,11 @@ public final class ConsoleBackend {
     private var host: ConsoleHost!
     private let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
     private var started = false
-    /// Draining on `coalescingTimer` instead of watching the notify fd.
-    private var coalescing = false
-    private var coalescingTimer: TimerFD?
-    /// How long output may wait in the guest buffer during a burst.
-    public static let outputCoalescingMicroseconds = 2000
     private var isShutDown = false
     private(set) var quitRequested = false
 
     /// Guest output bytes taken from the port (delivered, or discarded by `none`).
     public private(set) var outputBytes: UInt64 = 0
-    private var outputWakeups: UInt64 = 0
     /// Host input bytes the guest device accepted.
     public var inputBytes: UInt64 { feeder.bytesDelivered }
 
@@ -72,9 +59,6 @@ public final class ConsoleBackend {
         public var inputBytes: UInt64 = 0
         /// Output thrown away on the host side: stdout failed (EPIPE, EIO) or a file write failed.
         public var hostDiscardedBytes: UInt64 = 0
-        /// Loop wake-ups that moved guest output to the host (per-byte wake-ups would make
-        /// this equal to `outputBytes`).
-        public var outputWakeups: UInt64 = 0
         /// Output a lagging socket client never saw (it fell more than 64 KiB behind).
         public var clientSkippedBytes: UInt64 = 0
         public var clientsServed: UInt64 = 0
@@ -82,7 +66,7 @@ public final class ConsoleBackend {
     }
 
     public var metrics: Metrics {
-        var m = Metrics(outputBytes: outputBytes, inputBytes: inputBytes, outputWakeups: outputWakeups)
+        var m = Metrics(outputBytes: outputBytes, inputBytes: inputBytes)
         if let stdio = host as? StdioConsoleHost { m.hostDiscardedBytes = stdio.discardedBytes }
         if let file = host as? FileConsoleHost { m.hostDiscardedBytes = file.discardedBytes }
         if let server = host as? ConsoleSocketServer {
@@ -129,13 +113,8 @@ public final class ConsoleBackend {
         signal(SIGPIPE, SIG_IGN)
         try host.start()
         do {
-            let timer = try TimerFD()
-            try loop.register(fd: timer.fd, events: .readable) { [unowned self] _ in self.coalescingTimerFired() }
-            coalescingTimer = timer
             try loop.register(fd: port.notifyFD, events: .readable) { [unowned self] _ in self.portNotified() }
         } catch {
-            if let timer = coalescingTimer { loop.unregister(fd: timer.fd) }
-            coalescingTimer = nil
             host.close(deadline: 0)
             throw error
         }
@@ -151,7 +130,6 @@ public final class ConsoleBackend {
         isShutDown = true
         guard started else { return }
         loop.unregister(fd: port.notifyFD)
-        if let timer = coalescingTimer { loop.unregister(fd: timer.fd) }
         let deadline = ConsoleIO.monotonicMillis() + flushMillis
         while ConsoleIO.monotonicMillis() < deadline {
             let n = port.drainOutput(into: staging)
@@ -165,52 +143,20 @@ public final class ConsoleBackend {
     // MARK: loop-thread plumbing used by the hosts
 
     private func portNotified() {
-        clearNotify()
-        let moved = pumpOutput()
-        if feeder.isBlocked, feeder.flush() { host.inputResumed() }
-        if moved > 0, !coalescing, let timer = coalescingTimer,
-           (try? loop.modify(fd: port.notifyFD, events: [])) != nil {
-            coalescing = true
-            timer.arm(after: UInt64(Self.outputCoalescingMicroseconds) * 1000)
-        }
-    }
-
-    /// While coalescing: drain, and keep the timer going until a tick finds no output;
-    /// then watch the notify fd again (level-triggered, so a signal sent meanwhile fires).
-    private func coalescingTimerFired() {
-        guard let timer = coalescingTimer else { return }
-        timer.drain()
-        guard coalescing else { return }
-        clearNotify()
-        let moved = pumpOutput()
-        if feeder.isBlocked, feeder.flush() { host.inputResumed() }
-        if moved > 0 {
-            timer.arm(after: UInt64(Self.outputCoalescingMicroseconds) * 1000)
-        } else if (try? loop.modify(fd: port.notifyFD, events: .readable)) != nil {
-            coalescing = false
-        } else {
-            timer.arm(after: UInt64(Self.outputCoalescingMicroseconds) * 1000)  // keep draining rather than go deaf
-        }
-    }
-
-    private func clearNotify() {
         var counter: UInt64 = 0
         _ = withUnsafeMutableBytes(of: &counter) { read(port.notifyFD, $0.baseAddress, 8) }
+        pumpOutput()
+        if feeder.isBlocked, feeder.flush() { host.inputResumed() }
     }
 
-    /// Move guest output to the host while it accepts it; returns the bytes moved.
-    @discardableResult
-    func pumpOutput() -> Int {
-        var moved = 0
-        defer { if moved > 0 { outputWakeups += 1 } }
+    /// Move guest output to the host while it accepts it.
+    func pumpOutput() {
         while host.acceptsOutput {
             let n = port.drainOutput(into: staging)
-            if n <= 0 { break }
-            moved += n
+            if n <= 0 { return }
             outputBytes += UInt64(n)
             host.write(UnsafeRawBufferPointer(rebasing: staging[0..<min(n, staging.count)]))
         }
-        return moved
     }
 
     func requestQuit() {

@@ -87,6 +87,17 @@ public enum ConsoleExitCleanup {
 
     /// Undo everything recorded. Idempotent, async-signal-safe.
     public static func runNow() {
+        restoreTerminal()
+        let s = storage
+        for slot in 0..<socketSlots where s.socketPath[slot * maxPathBytes] != 0 {
+            unlink(s.socketPath + slot * maxPathBytes)
+            s.socketPath[slot * maxPathBytes] = 0
+        }
+    }
+
+    /// Put back the terminal's mode and the file status flags only: what the seccomp
+    /// reporter runs, on a thread whose filter may not allow unlink. Async-signal-safe.
+    public static func restoreTerminal() {
         let s = storage
         if s.termiosArmed.pointee != 0 {
             s.termiosArmed.pointee = 0
@@ -95,10 +106,6 @@ public enum ConsoleExitCleanup {
         for i in 0..<maxFlagRestores where s.flagFDs[i] >= 0 {
             _ = ckvm_fcntl_setfl(s.flagFDs[i], s.flagValues[i])
             s.flagFDs[i] = -1
-        }
-        for slot in 0..<socketSlots where s.socketPath[slot * maxPathBytes] != 0 {
-            unlink(s.socketPath + slot * maxPathBytes)
-            s.socketPath[slot * maxPathBytes] = 0
         }
     }
 

@@ -16,7 +16,11 @@ import Glibc
 /// - The socket file is created mode 0600. An existing live socket (something accepts
 ///   on it) is an error; a stale one is replaced; any other file is an error. The file is
 ///   removed on shutdown, at exit and on fatal signals.
+/// - Out of file descriptors at accept (EMFILE, ENFILE, ENOBUFS, ENOMEM): the listening
+///   socket stays readable, so the server stops watching it for `acceptBackoffMilliseconds`
+///   instead of spinning, then tries again; a pending client waits in the backlog.
 public final class ConsoleSocketServer: ConsoleHost {
+    public static let acceptBackoffMilliseconds = 100
     public static let busyMessage = "swiftvmm: console busy\n"
     public static let detachedMessage = "\r\n[swiftvmm: detached]\r\n"
 
@@ -35,6 +39,9 @@ public final class ConsoleSocketServer: ConsoleHost {
     public private(set) var clientsServed: UInt64 = 0
     public private(set) var clientsRefusedBusy: UInt64 = 0
     public private(set) var skippedBytes: UInt64 = 0
+    /// Times accepting paused because the process (or system) was out of descriptors.
+    public private(set) var acceptBackoffs: UInt64 = 0
+    private var backoffTimer: TimerFD?
 
     init(path: String, backend: ConsoleBackend, replayCapacity: Int = ReplayRing.defaultCapacity) {
         self.path = path
@@ -60,8 +67,13 @@ public final class ConsoleSocketServer: ConsoleHost {
             // Before listen(), connects are refused, so tightening the mode here is race-free.
             if chmod(path, 0o600) < 0 { throw ConsoleError.systemCall("chmod", errno: errno, context: "console socket \(path)") }
             if listen(fd, 4) < 0 { throw ConsoleError.systemCall("listen", errno: errno, context: "console socket \(path)") }
+            let timer = try TimerFD()
+            backoffTimer = timer
+            try loop.register(fd: timer.fd, events: .readable) { [unowned self] _ in self.resumeAccepting() }
             try loop.register(fd: fd, events: .readable) { [unowned self] _ in self.acceptClients() }
         } catch {
+            if let t = backoffTimer { loop.unregister(fd: t.fd) }
+            backoffTimer = nil
             Glibc.close(fd)
             if UnixSocketAddress.fileType(path) == S_IFSOCK { unlink(path) }
             ConsoleExitCleanup.forgetSocketPath(path)
@@ -85,7 +97,10 @@ public final class ConsoleSocketServer: ConsoleHost {
     private func acceptClients() {
         while true {
             let fd = ckvm_accept_nonblock_cloexec(listenFD)
-            if fd < 0 { return }  // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
+            if fd < 0 {
+                if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(-fd) { pauseAccepting() }
+                return  // EAGAIN, or a transient error (ECONNABORTED)
+            }
             if client >= 0 {
                 clientsRefusedBusy += 1
                 var message = Self.busyMessage
@@ -101,6 +116,25 @@ public final class ConsoleSocketServer: ConsoleHost {
             updateClientEvents()
             if client >= 0 { flushToClient() }
         }
+    }
+
+    private func pauseAccepting() {
+        guard let t = backoffTimer else { return }  // keep watching
+        t.arm(after: UInt64(Self.acceptBackoffMilliseconds) * 1_000_000)
+        acceptBackoffs += 1
+        loop.unregister(fd: listenFD)
+    }
+
+    private func resumeAccepting() {
+        backoffTimer?.drain()
+        guard listenFD >= 0, !loop.isRegistered(fd: listenFD) else { return }
+        do {
+            try loop.register(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptClients() }
+        } catch {
+            pauseAccepting()  // try again later rather than stop serving
+            return
+        }
+        acceptClients()
     }
 
     /// Readable (and peer-closed) unless the guest is not taking input; writable while the
@@ -233,6 +267,8 @@ public final class ConsoleSocketServer: ConsoleHost {
     func close(deadline: Int64) {
         flushFinal(deadline: deadline)
         disconnectClient()
+        if let t = backoffTimer { loop.unregister(fd: t.fd) }
+        backoffTimer = nil
         if listenFD >= 0 {
             loop.unregister(fd: listenFD)
             Glibc.close(listenFD)

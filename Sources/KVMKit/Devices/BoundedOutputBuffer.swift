@@ -110,6 +110,11 @@ public final class BoundedOutputBuffer: SerialOutput, @unchecked Sendable {
         return bytes
     }
 
+    /// A copy of the bytes waiting, oldest first, left in place (snapshots).
+    public func peekAll() -> [UInt8] {
+        lock.withLock { (0..<used).map { storage[(head + $0) % capacity] } }
+    }
+
     /// Bytes waiting for the consumer.
     public var count: Int { lock.withLock { used } }
 

@@ -47,6 +47,7 @@ public final class EventLoop: @unchecked Sendable {
     private var spawnedThread: pthread_t?
     private var threadName = "swiftvmm-io"
     private var failureHandler: (@Sendable (EventLoopError) -> Void)?
+    private var threadKind = ThreadKind.vmm
     /// Why the loop thread ended, if `run()` threw on the thread `start()` created.
     public private(set) var threadError: EventLoopError?
 
@@ -172,22 +173,26 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Run the loop on a new thread named `name` (at most 15 characters are kept).
-    /// `onFailure` runs on that thread if the loop ends with an error (epoll itself
-    /// failed), so the owner can stop the VM instead of running on without devices.
-    public func start(name: String = "swiftvmm-io", onFailure: (@Sendable (EventLoopError) -> Void)? = nil) throws {
+    /// Run the loop on a new thread named `name` (at most 15 characters are kept), under
+    /// `threadKind`'s seccomp filter (`Seccomp.processPolicy`). `onFailure` runs on that
+    /// thread if the loop ends with an error (epoll itself failed), so the owner can stop
+    /// the VM instead of running on without devices.
+    public func start(name: String = "swiftvmm-io", threadKind: ThreadKind = .vmm,
+                      onFailure: (@Sendable (EventLoopError) -> Void)? = nil) throws {
         lock.lock()
         let busy = running || spawnedThread != nil
         lock.unlock()
         if busy { throw EventLoopError.alreadyRunning }
         threadName = name
         failureHandler = onFailure
+        self.threadKind = threadKind
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread: pthread_t = 0
         let rc = pthread_create(&thread, nil, { raw in
             guard let raw else { return nil }
             let loop = Unmanaged<EventLoop>.fromOpaque(raw).takeRetainedValue()
             _ = ckvm_set_current_thread_name(loop.threadName)
+            Seccomp.installOnThreadStart(loop.threadKind)
             do { try loop.run() } catch {
                 let e = error as? EventLoopError ?? .systemCall("run", errno: EIO, context: "\(error)")
                 loop.threadError = e

@@ -54,7 +54,10 @@ public final class Machine: @unchecked Sendable {
 
     /// `control`: the stop signal to use (a managed VM creates it before the machine, so a
     /// stop can be requested before start); nil makes one.
-    public init(configuration c: MachineConfiguration, kvm: KVM, control: MachineControl? = nil) throws {
+    /// `restoring`: rebuild a saved machine instead (snapshot restore, migration): its
+    /// memory and platform device states replace the kernel, which is not read.
+    public init(configuration c: MachineConfiguration, kvm: KVM, control: MachineControl? = nil,
+                restoring: MachineRestore? = nil) throws {
         configuration = c
         self.kvm = kvm
         self.control = try control ?? MachineControl()
@@ -71,8 +74,8 @@ public final class Machine: @unchecked Sendable {
             }
         }
         // Read and validate the files before creating anything in the kernel.
-        kernel = try LinuxKernel(contentsOf: c.kernelPath)
-        if let initrd = c.initrdPath {
+        if restoring == nil { kernel = try LinuxKernel(contentsOf: c.kernelPath) }
+        if restoring == nil, let initrd = c.initrdPath {
             var st = stat()
             if stat(initrd, &st) != 0 { throw BootError(path: initrd, .cannotRead(errno: errno)) }
             if (st.st_mode & S_IFMT) != S_IFREG { throw ConfigurationError.file(path: initrd, problem: "initrd is not a regular file") }
@@ -82,7 +85,12 @@ public final class Machine: @unchecked Sendable {
         if c.hugePages && c.memoryMiB % 2 != 0 {
             throw ConfigurationError.file(path: "huge_pages", problem: "2M huge pages need an even memory size, not \(c.memoryMiB) MiB")
         }
-        memory = try GuestMemory(layout: layout.regions, hugePages: c.hugePages)
+        if let r = restoring {
+            try r.checkLayout(layout)
+            memory = r.memory
+        } else {
+            memory = try GuestMemory(layout: layout.regions, hugePages: c.hugePages)
+        }
         vm = try kvm.createVM()
         // Memory slot first (as Firecracker does): KVM_SET_USER_MEMORY_REGION waits for an
         // SRCU grace period, which on a fresh VM is ~0.1 ms but after the irqchip and PIT
@@ -97,14 +105,23 @@ public final class Machine: @unchecked Sendable {
         let notifyFD = serialNotify.fd
         serialOutput = BoundedOutputBuffer(wakeupFileDescriptor: notifyFD)
         let notify = serialNotify
-        serial = Serial16550(interrupt: KVMIRQLine(vm: vm, gsi: Machine.com1GSI), output: serialOutput,
-                             onInputSpace: { notify.signal() })
+        let com1Line = KVMIRQLine(vm: vm, gsi: Machine.com1GSI)
         let control = self.control
-        i8042 = I8042(interrupt: KVMIRQLine(vm: vm, gsi: Machine.keyboardGSI), onReset: { control.requestStop(.reset) })
-        cmos = CMOS(ramBelow4GiB: layout.lowRAMEnd, ramAbove4GiB: layout.highRAM?.size ?? 0)
-        acpiSleep = ACPISleepRegisters(onPoweroff: { control.requestStop(.powerOff) })
+        let keyboardLine = KVMIRQLine(vm: vm, gsi: Machine.keyboardGSI)
+        let onReset = { control.requestStop(.reset) }, onPoweroff = { control.requestStop(.powerOff) }
+        if let r = restoring {
+            serial = try Serial16550(state: r.com1, interrupt: com1Line, output: serialOutput, onInputSpace: { notify.signal() })
+            i8042 = try I8042(state: r.i8042, interrupt: keyboardLine, onReset: onReset)
+            cmos = try CMOS(state: r.cmos)
+            acpiSleep = ACPISleepRegisters(state: r.acpi, onPoweroff: onPoweroff)
+        } else {
+            serial = Serial16550(interrupt: com1Line, output: serialOutput, onInputSpace: { notify.signal() })
+            i8042 = I8042(interrupt: keyboardLine, onReset: onReset)
+            cmos = CMOS(ramBelow4GiB: layout.lowRAMEnd, ramAbove4GiB: layout.highRAM?.size ?? 0)
+            acpiSleep = ACPISleepRegisters(onPoweroff: onPoweroff)
+        }
         try attachPlatformDevices()
-        if let a = c.serialMMIOAddress { try attachSerialMMIO(at: a) }
+        if let a = c.serialMMIOAddress { try attachSerialMMIO(at: a, state: restoring?.serialMMIO) }
         for i in 0..<c.cpus { vcpus.append(try vm.createVCPU(id: i)) }
     }
 
@@ -116,10 +133,12 @@ public final class Machine: @unchecked Sendable {
         try portIO.attach(DiscardDevice(), base: DiscardDevice.postPort, count: 1, name: "POST")
     }
 
-    private func attachSerialMMIO(at address: UInt64) throws {
+    private func attachSerialMMIO(at address: UInt64, state: Serial16550.State?) throws {
         guard let gsi = freeGSIs.popLast() else { throw ConfigurationError.noFreeInterrupt(device: "--serial-mmio") }
         let notify = serialNotify
-        let uart = Serial16550(interrupt: KVMIRQLine(vm: vm, gsi: gsi), output: serialOutput, onInputSpace: { notify.signal() })
+        let line = KVMIRQLine(vm: vm, gsi: gsi)
+        let uart = try state.map { try Serial16550(state: $0, interrupt: line, output: serialOutput, onInputSpace: { notify.signal() }) }
+            ?? Serial16550(interrupt: line, output: serialOutput, onInputSpace: { notify.signal() })
         try mmio.attach(uart, base: address, size: 0x1000, name: "MMIO 16550")
         serialMMIO = uart
         serialMMIOWindow = FirmwareLayout.MMIOWindow(base: address, size: 0x1000, gsi: gsi)
@@ -184,20 +203,23 @@ public final class Machine: @unchecked Sendable {
 
     /// Start one thread per vCPU. The buses are sealed first: the vCPUs read their tables
     /// without locks.
-    public func start() throws {
+    public func start(paused: Bool = false) throws {
         portIO.seal()
         mmio.seal()
         let handlers = ExitHandlers(portIO: portIO, mmio: mmio, memory: memory, control: control)
         for vcpu in vcpus {
             do {
                 let runner = try VCPURunner(vcpu: vcpu, handlers: handlers)
-                try runner.start()
+                try runner.start(paused: paused)
                 runners.append(runner)
             } catch {
                 control.requestStop(.vmmError("\(error)"))
                 throw error
             }
         }
+        // Wait until every vCPU has parked (and take their "parked" signals, which a
+        // later pause would otherwise mistake for its own).
+        if paused { try pause() }
     }
 
     /// Take every vCPU out of KVM_RUN and park it. On return no vCPU runs guest code and

@@ -60,9 +60,11 @@ public final class VCPURunner: @unchecked Sendable {
         wakeup = try EventFD()
     }
 
-    /// Start the thread. The vCPU's registers must already be set.
-    public func start() throws {
+    /// Start the thread. The vCPU's registers must already be set. `paused`: the thread
+    /// parks before its first KVM_RUN (a restored machine waits for `resume`).
+    public func start(paused: Bool = false) throws {
         VCPUKick.install()
+        if paused { pauseRequested.store(true, ordering: .sequentiallyConsistent) }
         let box = Unmanaged.passRetained(self)
         var t = pthread_t()
         let r = pthread_create(&t, nil, { arg in
@@ -142,15 +144,21 @@ public final class VCPURunner: @unchecked Sendable {
         sigfillset(&set)
         sigdelset(&set, VCPUKick.signal)
         pthread_sigmask(SIG_SETMASK, &set, nil)
+        Seccomp.installOnThreadStart(.vcpu)
 
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        firstRun.withLock { $0 = now }
         let control = handlers.control
+        var entered = false
         while !control.isStopped {
             if pauseRequested.load(ordering: .sequentiallyConsistent) {
                 park()
                 continue
+            }
+            if !entered {
+                // The first real entry (a restored machine parks before it).
+                entered = true
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                firstRun.withLock { $0 = now }
             }
             let exit: VMExit
             do {

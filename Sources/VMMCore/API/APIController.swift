@@ -123,7 +123,13 @@ public final class APIController: Sendable {
             guard n.mtu == nil else { throw APIError(.badRequest, "mtu: not supported; the interface's MTU is the tap's") }
             if let r = n.rxRateLimiter { options.rxLimit = try RateLimiterConfig(r, at: "rx_rate_limiter") }
             if let r = n.txRateLimiter { options.txLimit = try RateLimiterConfig(r, at: "tx_rate_limiter") }
-            try vm.configure { try $0.upsertNetworkInterface(options) }
+            try vm.configure { c in
+                try c.upsertNetworkInterface(options)
+                // Opened (and closed) now, as Firecracker does, so a wrong tap fails here.
+                do { _ = try TapBackend(name: n.hostDevName) } catch {
+                    throw APIError(.badRequest, "network interface \(n.ifaceID): \(error)")
+                }
+            }
         case .patchNetworkInterface(let u):
             let rx = try u.rxRateLimiter.map { try RateLimiterConfig($0, at: "rx_rate_limiter") }
             let tx = try u.txRateLimiter.map { try RateLimiterConfig($0, at: "tx_rate_limiter") }
@@ -134,8 +140,17 @@ public final class APIController: Sendable {
                 throw APIError(.badRequest, "\(error)")
             }
             try vm.configure { $0.vsock = options }
-        case .createSnapshot, .loadSnapshot:
-            throw APIError(.badRequest, "snapshots are not supported by this swiftvmm build yet")
+        case .createSnapshot(let s):
+            let r = try vm.createSnapshot(snapshotPath: s.snapshotPath, memPath: s.memFilePath,
+                                          type: s.snapshotType == .diff ? .diff : .full)
+            logger.log(.info, "snapshot (\(s.snapshotType.rawValue)) created in \(r.milliseconds) ms", thread: "api")
+        case .loadSnapshot(let l):
+            guard l.memBackend.backendType == .file else {
+                throw APIError(.badRequest, "only the File memory backend is supported (Uffd is not)")
+            }
+            try vm.loadSnapshot(snapshotPath: l.snapshotPath, memPath: l.memBackend.backendPath, resume: l.resumeVM,
+                                trackDirtyPages: l.trackDirtyPages)
+            logger.log(.info, "snapshot loaded", thread: "api")
         case .getBalloon, .putBalloon, .patchBalloon, .getBalloonStatistics, .patchBalloonStatistics:
             throw APIError(.badRequest, "the balloon device is not supported by swiftvmm")
         }

@@ -18,11 +18,24 @@ public protocol BlockBackend: AnyObject {
     func writeZeroes(offset: UInt64, length: UInt64, mayUnmap: Bool) throws
     /// Write back cached metadata and mark the image clean (once, at shutdown).
     func close() throws
+    /// The image format the bytes are read through (saved in snapshots).
+    var format: DiskFormat { get }
+    /// Live migration, with the device paused: leave the image as a clean close would
+    /// and give its locks up, so the destination process can open it; afterwards this
+    /// side writes nothing to it (`close()` does nothing) unless `takeBack()` is called.
+    func handOver() throws
+    /// The destination failed: lock the image again and carry on (a no-op if it was
+    /// never handed over).
+    func takeBack() throws
 }
 
 extension BlockBackend {
     /// A backend without cached state has nothing to do at close.
     public func close() throws {}
+    public var format: DiskFormat { .raw }
+    /// A backend without a file (tests, the fuzzer) has nothing to hand over.
+    public func handOver() throws {}
+    public func takeBack() throws {}
 }
 
 public enum BlockBackendError: Error, Equatable, CustomStringConvertible {
@@ -67,6 +80,10 @@ public final class FileBlockBackend: BlockBackend {
         self.file = file
         size = file.length
     }
+
+    /// Written data is on disk already (the migration flushed); only the lock goes.
+    public func handOver() throws { file.unlock() }
+    public func takeBack() throws { try file.lock() }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
         try file.read(into: buffer, at: offset)

@@ -185,6 +185,7 @@ final class BlockIOThreads: @unchecked Sendable {
     }
 
     private func work() {
+        Seccomp.installOnThreadStart(.block)
         pthread_mutex_lock(mutex)
         while true {
             guard let job = takeRunnable() else {

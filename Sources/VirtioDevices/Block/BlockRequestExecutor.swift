@@ -44,7 +44,8 @@ final class BlockRequestExecutor: @unchecked Sendable {
         case .read(let sector, let buffers):
             var offset = sector * 512
             for b in buffers {
-                try backend.read(into: try memory.slice(at: b.address, length: UInt64(b.length)), at: offset)
+                // Marked device-written after the data lands (snapshots, migration).
+                try memory.withMutableSlice(at: b.address, length: UInt64(b.length)) { try backend.read(into: $0, at: offset) }
                 offset += UInt64(b.length)
             }
             let n = offset - sector * 512
@@ -53,7 +54,7 @@ final class BlockRequestExecutor: @unchecked Sendable {
         case .write(let sector, let buffers):
             var offset = sector * 512
             for b in buffers {
-                try backend.write(from: UnsafeRawBufferPointer(try memory.slice(at: b.address, length: UInt64(b.length))), at: offset)
+                try backend.write(from: try memory.readSlice(at: b.address, length: UInt64(b.length)), at: offset)
                 offset += UInt64(b.length)
             }
             let n = offset - sector * 512

@@ -43,9 +43,7 @@ public final class ImageFile: ImageStorage {
             } else {
                 throw BlockBackendError.notAFileOrBlockDevice(path: path)
             }
-            let r = ckvm_flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB)
-            if r == -EWOULDBLOCK { throw BlockBackendError.inUse(path: path) }
-            if r < 0 { throw BlockBackendError.lock(path: path, errno: -r) }
+            try Self.lock(fd, path: path, readOnly: readOnly)
             length = size
             isBlockDevice = type == S_IFBLK
             identity = (UInt64(st.st_dev), UInt64(st.st_ino))
@@ -59,6 +57,17 @@ public final class ImageFile: ImageStorage {
     }
 
     deinit { close(fd) }
+
+    private static func lock(_ fd: Int32, path: String, readOnly: Bool) throws {
+        let r = ckvm_flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB)
+        if r == -EWOULDBLOCK { throw BlockBackendError.inUse(path: path) }
+        if r < 0 { throw BlockBackendError.lock(path: path, errno: -r) }
+    }
+
+    /// Give the lock up (live migration hands the image to the destination process) and
+    /// take it again (the destination failed: the source carries on).
+    public func unlock() { _ = ckvm_flock(fd, LOCK_UN) }
+    public func lock() throws { try Self.lock(fd, path: path, readOnly: isReadOnly) }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
         var done = 0

@@ -26,7 +26,9 @@ public final class VirtioConsole: VirtioDevice {
     public private(set) var bytesOut: UInt64 = 0
 
     /// A transmit chain the output buffer could take only part of, and how much.
-    private var pendingTransmit: (chain: DescriptorChain, offset: UInt64)?
+    var pendingTransmit: (chain: DescriptorChain, offset: UInt64)?
+    /// A pending transmit from a snapshot (head, offset), walked again at activation.
+    var restoredTransmit: (head: UInt16, offset: UInt64)?
     let transmitBlocked = Atomic<Bool>(false)
     let inputWasFull = Atomic<Bool>(false)
     private var queues: [Virtqueue?] = []
@@ -53,6 +55,11 @@ public final class VirtioConsole: VirtioDevice {
 
     public func activate(_ a: VirtioActivation) throws {
         queues = a.queues; memory = a.memory
+        if let r = restoredTransmit, Self.transmitQueue < queues.count, let q = queues[Self.transmitQueue] {
+            let chain = try DescriptorChain.walk(memory: a.memory, table: q.descriptorTable, queueSize: q.size, head: r.head)
+            pendingTransmit = (chain, r.offset)
+        }
+        restoredTransmit = nil
         // Input queued before DRIVER_OK goes in when the driver first notifies the receiveq
         // (Linux does after filling it); kicking here would re-enter the transport's lock.
         kick.withLock { $0 = a.kick }
@@ -75,7 +82,7 @@ public final class VirtioConsole: VirtioDevice {
             guard let chain = try queue.pop() else { break }
             var written: UInt64 = 0
             for b in chain.writable {
-                let n = input.read(into: try memory.slice(at: b.address, length: UInt64(b.length)))
+                let n = try memory.withMutableSlice(at: b.address, length: UInt64(b.length)) { input.read(into: $0) }
                 written += UInt64(n)
                 if n < Int(b.length) { break }
             }
@@ -101,7 +108,7 @@ public final class VirtioConsole: VirtioDevice {
                 defer { position += length }
                 if position + length <= start { continue }
                 let skip = start > position ? start - position : 0
-                let bytes = try memory.slice(at: b.address + skip, length: length - skip)
+                let bytes = try memory.readSlice(at: b.address + skip, length: length - skip)
                 let room = UInt64(max(0, output.capacity - output.count))
                 let n = min(room, length - skip)
                 output.write(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<Int(n)]))

@@ -27,7 +27,7 @@ public struct Descriptor: Equatable {
     /// Copy descriptor `index` of the table at `table` (bounds are the caller's check).
     static func load(from memory: GuestMemory, table: UInt64, index: UInt32) throws -> Descriptor {
         let at = table &+ UInt64(index) &* Descriptor.size
-        let s = try memory.slice(at: at, length: Descriptor.size)
+        let s = try memory.readSlice(at: at, length: Descriptor.size)
         return Descriptor(
             address: UInt64(littleEndian: s.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
             length: UInt32(littleEndian: s.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),

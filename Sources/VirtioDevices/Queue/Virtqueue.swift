@@ -54,6 +54,24 @@ public final class Virtqueue {
         self.batchLimit = Int(c.size)
     }
 
+    /// Where the device is in the rings (snapshots): what it has taken and returned, and
+    /// the used index of its last interrupt.
+    public struct Positions: Equatable, Sendable {
+        public var nextAvail: UInt16
+        public var nextUsed: UInt16
+        public var signalledUsed: UInt16?
+
+        public init(nextAvail: UInt16, nextUsed: UInt16, signalledUsed: UInt16?) {
+            self.nextAvail = nextAvail; self.nextUsed = nextUsed; self.signalledUsed = signalledUsed
+        }
+    }
+
+    /// The ring positions; set only on a queue built from a snapshot, before first use.
+    public var positions: Positions {
+        get { Positions(nextAvail: nextAvail, nextUsed: nextUsed, signalledUsed: signalledUsed) }
+        set { nextAvail = newValue.nextAvail; nextUsed = newValue.nextUsed; signalledUsed = newValue.signalledUsed }
+    }
+
     /// Start a new batch (the transport calls this before each `process`).
     public func beginBatch() {
         poppedInBatch = 0

@@ -35,8 +35,7 @@ public final class VirtioRng: VirtioDevice {
             var written: UInt64 = 0
             for b in chain.writable where written < Self.maxBytesPerRequest {
                 let n = min(UInt64(b.length), Self.maxBytesPerRequest - written)
-                let dst = try memory.slice(at: b.address, length: n)
-                guard fill(dst) else { failures &+= 1; break }
+                guard try memory.withMutableSlice(at: b.address, length: n, fill) else { failures &+= 1; break }
                 written += n
             }
             bytesProvided &+= written

@@ -29,5 +29,9 @@ public final class VirtioInterrupt {
         bits.bitwiseAnd(~mask, ordering: .sequentiallyConsistent)
     }
 
+    /// Put back InterruptStatus from a snapshot, without firing the line: the pending
+    /// interrupt itself is in the restored irqchip state.
+    func restoreStatus(_ status: UInt32) { bits.store(status, ordering: .sequentiallyConsistent) }
+
     func clear() { bits.store(0, ordering: .sequentiallyConsistent) }
 }

@@ -26,7 +26,7 @@ public final class VirtioMMIOTransport: MMIODevice {
     public let memory: GuestMemory
     public let interrupt: VirtioInterrupt
     private let notifyFDs: [EventFD]
-    private let state: Mutex<TransportState>
+    let state: Mutex<TransportState>
 
     /// Features the transport offers on top of the device's own.
     public static let transportFeatures = VirtioFeature.version1 | VirtioFeature.eventIndex | VirtioFeature.indirectDescriptors
@@ -241,7 +241,7 @@ public final class VirtioMMIOTransport: MMIODevice {
         if added & VirtioStatus.driverOK != 0 && next & VirtioStatus.driverOK != 0 { activate(&s) }
     }
 
-    private func activate(_ s: inout TransportState) {
+    func activate(_ s: inout TransportState) {
         let eventIndex = s.driverFeatures & VirtioFeature.eventIndex != 0
         var queues: [Virtqueue?] = []
         do {

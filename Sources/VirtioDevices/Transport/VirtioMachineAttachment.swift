@@ -6,10 +6,14 @@ import KVMKit
 /// queues. Call before `machine.boot()` so the DSDT and `virtioCommandLine` include it.
 public enum VirtioMachineAttachment {
     @discardableResult
-    public static func attach(_ device: VirtioDevice, name: String, to machine: Machine, loop: EventLoop) throws -> VirtioMMIOTransport {
+    /// `state`: a saved transport to rebuild (snapshot restore), which starts paused.
+    public static func attach(_ device: VirtioDevice, name: String, to machine: Machine, loop: EventLoop,
+                              state: VirtioTransportState? = nil) throws -> VirtioMMIOTransport {
         let window = try machine.allocateVirtioWindow(name: name)
         let line = try machine.makeIRQFD(gsi: window.gsi)
-        let transport = try VirtioMMIOTransport(device: device, memory: machine.memory, interrupt: line, notify: .eventFD)
+        let transport = try state.map {
+            try VirtioMMIOTransport(state: $0, device: device, memory: machine.memory, interrupt: line, notify: .eventFD)
+        } ?? VirtioMMIOTransport(device: device, memory: machine.memory, interrupt: line, notify: .eventFD)
         try machine.mmio.attach(transport, base: window.base, size: window.size, name: name)
         for (queue, fd) in transport.notifyEventFDs.enumerated() {
             try machine.vm.registerIOEventFD(eventFD: fd, address: window.base + VirtioMMIORegister.queueNotify,

@@ -38,6 +38,7 @@ public final class Qcow2Image: BlockBackend {
     var refcountsUnsynced = false
     /// The last inflated compressed cluster (host offset, bytes).
     var inflated: (host: UInt64, bytes: [UInt8])?
+    /// Set by `close()` and `handOver()`: nothing more is written back.
     var closed = false
     /// Reads and in-place writes between their mapping lookup and the end of their data
     /// I/O, outside the lock: a freed cluster is not reused while one may still use it.
@@ -168,6 +169,33 @@ public final class Qcow2Image: BlockBackend {
             if lazyRefcounts { try setDirtyBit(false) }
         }
         try backing?.close()
+    }
+
+    public var format: DiskFormat { .qcow2 }
+
+    /// Live migration (device paused): the image left as `close()` leaves it, then its
+    /// lock released for the destination. Backing files keep their shared locks (the
+    /// destination's are shared too).
+    public func handOver() throws {
+        try lock.withLock { _ in
+            if closed || isReadOnly { return }
+            try commitMetadata()
+            try storage.flush()
+            if lazyRefcounts { try setDirtyBit(false) }
+            closed = true
+        }
+        (storage as? ImageFile)?.unlock()
+    }
+
+    /// The destination failed: locked again, dirty again (lazy refcounts), writable again.
+    /// The caches still hold what is on disk: the destination never ran the guest.
+    public func takeBack() throws {
+        try (storage as? ImageFile)?.lock()
+        try lock.withLock { _ in
+            if !closed || isReadOnly { return }
+            if lazyRefcounts { try setDirtyBit(true) }
+            closed = false
+        }
     }
 
     // MARK: header updates

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed inputs for fuzz/VirtioFuzz.swift: well-formed virtio-blk requests in the
+"""Seed inputs for fuzz/targets/VirtioBlock.swift (committed in fuzz/seeds/VirtioBlock/): well-formed virtio-blk requests in the
 target's default layout (queue of 8: table at 0, avail at 128, used at 152)."""
 import os, struct, sys
 

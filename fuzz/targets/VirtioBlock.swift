@@ -3,6 +3,7 @@
 // notified, which walks descriptor chains (direct, indirect, hostile) and parses and
 // executes block requests against an in-memory disk. Any crash, hang, sanitizer report
 // or broken invariant is a finding. Built and run by fuzz/run.sh.
+// libfuzzer: -max_len=8192
 import Glibc
 @testable import KVMKit
 import VirtioDevices
@@ -16,7 +17,7 @@ import VirtioDevices
 ///   3: queue size - 1 when bit 7 is set
 /// The rest is copied to guest memory (64 KiB at guest address 0). Default ring layout
 /// for a queue of n entries: descriptor table at 0, avail ring at 16n, used ring after it
-/// (4-aligned). fuzz/make_seeds.py writes well-formed requests in this layout as seeds.
+/// (4-aligned). fuzz/make_virtio_block_seeds.py writes well-formed requests in this layout as seeds.
 let memorySize = 64 * 1024
 let guestBuffer = UnsafeMutableRawPointer.allocate(byteCount: memorySize, alignment: 4096)
 let memory = GuestMemory(borrowing: [MemoryRegion(guestAddress: 0, size: UInt64(memorySize), host: guestBuffer)])

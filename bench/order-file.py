@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Write bench/run-path.order: the functions `swiftvmm run` executes, for the linker's
+--symbol-ordering-file, so that they sit together in the binary's text and the kernel's
+64 KiB fault-around windows map run-path code instead of whatever lies next to it
+(BENCHMARKS.md, "Memory").
+
+    bench/order-file.py [SWIFTVMM]     (default .build/release/swiftvmm; needs valgrind)
+
+The executed functions come from valgrind's callgrind (every function entered, not a
+sample) over two runs of the probe with the memory benchmark's devices (one disk, rng):
+its self-tests (probe.run=all), and its shell idling, then `poweroff` typed in; with the
+API socket open (`--api-sock`) as in the memory benchmark. A stale
+file costs memory, not correctness: functions missing from it are laid out as usual.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "bench/run-path.order")
+PROBE = os.path.join(ROOT, "guests/out/probe.bzImage")
+
+
+def executed(binary, cmdline, stdin, tmp, n):
+    out = os.path.join(tmp, f"callgrind.{n}")
+    img = os.path.join(tmp, "disk.img")
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    # --demangle=no: the names as nm prints them (the C++ runtime's included).
+    cmd = ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", binary, "run", "--kernel", PROBE,
+           "--cmdline", cmdline, "--memory", "128", "--disk", img, "--rng"]
+    # The memory benchmark's configuration: the API socket open and idle, once it exists.
+    if "--api-sock" in subprocess.run([binary, "run", "--help"], capture_output=True, text=True).stdout:
+        cmd += ["--api-sock", os.path.join(tmp, f"api-{n}.sock")]
+    p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=600)
+    if p.returncode != 0:
+        sys.exit(f"order-file: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr.decode(errors='replace')[-2000:]}")
+    names = set()
+    with open(out, errors="replace") as f:
+        for line in f:
+            m = re.match(r"^c?fn=\(\d+\)(?: (.*))?$", line)
+            if m and m.group(1):
+                names.add(re.sub(r"'\d+$", "", m.group(1).strip()))
+    return names
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build/release/swiftvmm")
+    with tempfile.TemporaryDirectory(prefix="swiftvmm-order-") as tmp:
+        # valgrind cannot read the DWARF of Swift 6 binaries: give it the symbols only.
+        stripped = os.path.join(tmp, "swiftvmm")
+        subprocess.run(["strip", "--strip-debug", "-o", stripped, binary], check=True)
+        names = executed(stripped, "console=ttyS0 probe.run=all", b"", tmp, 1)
+        # The shell's prompt needs a moment before it reads; valgrind is ~50x slower.
+        shell = subprocess.run(["sh", "-c", "sleep 15; printf 'help\\r'; sleep 5; printf 'poweroff\\r'"],
+                               capture_output=True).stdout
+        names |= executed(stripped, "console=ttyS0", shell, tmp, 2)
+    symbols = set(subprocess.run(["nm", "--defined-only", "--format=just-symbols", binary], capture_output=True,
+                                 text=True, check=True).stdout.split())
+    hot = {n for n in names if n in symbols}
+    # glibc picks memcpy, strlen, … variants by CPU (IFUNC), and valgrind's emulated CPU is
+    # not this host's: order every variant of a string function that ran in any variant.
+    variant = re.compile(r"^(__(?:mem|str|stp|wmem|wcs|raw)\w*?)_(?:sse2|ssse3|sse4|avx|evex|erms)\w*$")
+    bases = {m.group(1) for n in hot if (m := variant.match(n))} | {"__" + n for n in hot}
+    hot |= {n for n in symbols if (m := variant.match(n)) and m.group(1) in bases}
+    # Run before main by the static start-up code, outside what callgrind names: the
+    # entry point and glibc's IFUNC resolvers.
+    hot |= {n for n in symbols if n == "_start"}
+    hot = sorted(hot)
+    with open(OUT, "w") as f:
+        f.write("".join(s + "\n" for s in hot))
+    print(f"order-file: {len(hot)} functions → {os.path.relpath(OUT, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
