@@ -202,6 +202,7 @@ final class NestedLinuxTests: XCTestCase {
             throw XCTSkip("no output")
         }
         XCTAssertFalse(inv.output.contains("NESTED-EXPECT-FAILED"), "an expected text never came: \(inv.output)", file: file, line: line)
+        XCTAssertFalse(inv.output.contains("NESTED-HOST-TIMEOUT"), "an L1 command never finished: \(inv.output)", file: file, line: line)
         return inv
     }
 

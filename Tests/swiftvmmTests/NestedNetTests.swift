@@ -88,7 +88,7 @@ final class NestedNetTests: XCTestCase {
             // One nested run at a time on this machine (the brief's lock).
             let r = try runProcess(URL(fileURLWithPath: "/usr/bin/flock"),
                                    ["/tmp/swiftvmm-nested.lock", root.appendingPathComponent("guests/nested/run").path,
-                                    "--timeout", "2400", "--l1-memory", "3072", "--script", scriptPath],
+                                    "--timeout", "1800", "--l1-memory", "3072", "--script", scriptPath],
                                    timeout: 4000, environment: env, currentDirectory: root)
             harnessSeconds = Date().timeIntervalSince(start)
             output = r.stdout.replacingOccurrences(of: "\r", with: "")

@@ -13,6 +13,7 @@
  * Build: gcc -static -O2 -o peer peer.c */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -90,36 +91,48 @@ static double now(void) {
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
+/* Full duplex without deadlock: the socket is non-blocking and stdin is read only once
+ * the previous chunk has gone out, so a peer that is itself writing never waits on us
+ * while we wait on it (two blocking writers with full buffers would stall forever). */
 int main(int argc, char **argv) {
 	if (argc < 2) open_socket(1, argv);
 	int s = open_socket(argc, argv);
-	static char buf[65536];
-	struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = s, .events = POLLIN } };
-	int in_open = 1, sock_open = 1;
+	if (fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) < 0) die("fcntl");
+	static char out[65536], in[65536];
+	size_t out_len = 0, out_off = 0;
+	int in_open = 1, sock_open = 1, shut = 0;
 	unsigned long long received = 0;
 	double first = 0, last = 0;
-	while (sock_open || in_open) {
-		p[0].fd = in_open ? 0 : -1;
-		p[1].fd = sock_open ? s : -1;
+	while (sock_open || out_len > out_off || in_open) {
+		if (!in_open && out_len == out_off && !shut) { shutdown(s, SHUT_WR); shut = 1; }
+		struct pollfd p[2] = {
+			{ .fd = (in_open && out_len == out_off) ? 0 : -1, .events = POLLIN },
+			{ .fd = s, .events = (sock_open ? POLLIN : 0) | (out_len > out_off ? POLLOUT : 0) },
+		};
+		if (!p[1].events) p[1].fd = -1;
+		if (p[0].fd < 0 && p[1].fd < 0) break;
 		if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; die("poll"); }
-		if (in_open && p[0].revents) {
-			ssize_t n = read(0, buf, sizeof buf);
-			if (n <= 0) { in_open = 0; shutdown(s, SHUT_WR); }
-			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(s, buf + off, n - off);
-				if (w <= 0) die("write socket");
-				off += w;
-			}
+		if (p[0].revents) {
+			ssize_t n = read(0, out, sizeof out);
+			if (n < 0 && errno != EINTR) die("read stdin");
+			if (n <= 0) in_open = 0;
+			else { out_len = (size_t)n; out_off = 0; }
 		}
-		if (p[1].revents) {
-			ssize_t n = read(s, buf, sizeof buf);
-			if (n < 0) die("read socket");
+		if (p[1].revents & (POLLOUT | POLLERR) && out_len > out_off) {
+			ssize_t w = write(s, out + out_off, out_len - out_off);
+			if (w < 0 && errno != EAGAIN && errno != EINTR) die("write socket");
+			if (w > 0) out_off += (size_t)w;
+			if (out_off == out_len) out_len = out_off = 0;
+		}
+		if (sock_open && p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(s, in, sizeof in);
+			if (n < 0) { if (errno == EAGAIN || errno == EINTR) continue; die("read socket"); }
 			if (n == 0) { sock_open = 0; continue; }
 			last = now();
 			if (!received) first = last;
 			received += (unsigned long long)n;
 			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(1, buf + off, n - off);
+				ssize_t w = write(1, in + off, n - off);
 				if (w <= 0) die("write stdout");
 				off += w;
 			}
