@@ -34,6 +34,8 @@ public enum FirecrackerAPI {
         Route(method: .put, pattern: "/vsock"),
         Route(method: .put, pattern: "/snapshot/create"),
         Route(method: .put, pattern: "/snapshot/load"),
+        Route(method: .put, pattern: "/vm.send-migration"),
+        Route(method: .put, pattern: "/vm.receive-migration"),
         Route(method: .get, pattern: "/balloon"),
         Route(method: .put, pattern: "/balloon"),
         Route(method: .patch, pattern: "/balloon"),
@@ -119,6 +121,8 @@ public enum FirecrackerAPI {
         case (.put, "/vsock"): return .putVsock(try Vsock(json: json()))
         case (.put, "/snapshot/create"): return .createSnapshot(try SnapshotCreate(json: json()))
         case (.put, "/snapshot/load"): return .loadSnapshot(try SnapshotLoad(json: json()))
+        case (.put, "/vm.send-migration"): return .sendMigration(try SendMigration(json: json()))
+        case (.put, "/vm.receive-migration"): return .receiveMigration(try ReceiveMigration(json: json()))
         case (.put, "/balloon"): return .putBalloon(try Balloon(json: json()))
         case (.patch, "/balloon"): return .patchBalloon(try BalloonUpdate(json: json()))
         case (.patch, "/balloon/statistics"): return .patchBalloonStatistics(try BalloonStatsUpdate(json: json()))
