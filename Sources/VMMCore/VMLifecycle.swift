@@ -28,10 +28,11 @@ public enum VMRequest: String, Sendable, CaseIterable {
     case createSnapshot = "snapshot"
     case loadSnapshot = "load a snapshot into"
     case migrate = "migrate"
+    case receiveMigration = "receive a migration into"
 
     public func isAllowed(in state: VMState) -> Bool {
         switch self {
-        case .configure, .start, .loadSnapshot: return state == .notStarted
+        case .configure, .start, .loadSnapshot, .receiveMigration: return state == .notStarted
         case .pause, .sendCtrlAltDel, .migrate: return state == .running
         case .resume, .readRegisters, .createSnapshot: return state == .paused
         }

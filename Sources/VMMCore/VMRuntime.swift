@@ -109,7 +109,11 @@ final class VMRuntime {
     /// Console first (the terminal goes raw), then the device loop, then the vCPUs. If a
     /// step fails, the earlier ones are undone; no vCPU has run then (a vCPU thread that
     /// cannot be created stops the machine: the ones before it did start).
-    func start(paused: Bool = false) throws {
+    /// `paused`: the vCPUs park before their first KVM_RUN and the devices stay quiet
+    /// until `resume`. `restored`: the devices were rebuilt from saved state, which leaves
+    /// them paused, so a start that runs lets them go first (devices, then vCPUs, as
+    /// `resume` does).
+    func start(paused: Bool = false, restored: Bool = false) throws {
         let control = machine.control
         try console.start()
         do {
@@ -119,9 +123,11 @@ final class VMRuntime {
             throw error
         }
         do {
-            // A restored VM starts paused, its devices too (restored transports are born
-            // paused), so `resume` lets everything go at once.
-            if paused { for d in registry.pausable { d.pause() } }
+            if paused {
+                for d in registry.pausable { d.pause() }
+            } else if restored {
+                for d in registry.pausable { d.resume() }
+            }
             try machine.start(paused: paused)
         } catch {
             teardown()

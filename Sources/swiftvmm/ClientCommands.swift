@@ -2,14 +2,14 @@ import Glibc
 import KVMKit
 import VMMCore
 
-/// The control API for a person: `swiftvmm info|pause|resume|stop|metrics|config
+/// The control API for a person: `swiftvmm info|pause|resume|stop|metrics|config|migrate
 /// --api-sock PATH`, and `swiftvmm api METHOD PATH [BODY]` for any endpoint. Each prints
 /// the answer (JSON, pretty) and exits 0 on success, 1 with the API's fault message on
 /// stderr when the request was refused or the socket cannot be reached.
-func callAPI(_ socket: String, _ method: String, _ path: String, _ body: String? = nil) throws {
+func callAPI(_ socket: String, _ method: String, _ path: String, _ body: String? = nil, timeoutSeconds: Int = 30) throws {
     let response: APIClient.Response
     do {
-        response = try APIClient.send(socketPath: socket, method: method, path: path, body: body)
+        response = try APIClient.send(socketPath: socket, method: method, path: path, body: body, timeoutSeconds: timeoutSeconds)
     } catch {
         throw RuntimeFailure("\(error)")
     }
@@ -38,11 +38,16 @@ struct ClientCommand {
         var method = ""
         var path = ""
         var body: [String] = []
+        /// `migrate`: where to, and the pause to aim for.
+        var destination: String? = nil
+        var downtimeMillis: UInt64? = nil
     }
 
     let spec: CommandSpec<Options>
     /// The request from the parsed options: (method, path, body).
     let request: (Options) throws -> (String, String, String?)
+    /// How long to wait for the answer (a migration answers when it is over).
+    var timeoutSeconds = 30
 
     static let socketOption = CommandOption<Options>.value(
         "api-sock", "PATH", "The VM's API socket (swiftvmm run --api-sock, or Firecracker's --api-sock).") { $0.socket = $1 }
@@ -62,6 +67,28 @@ struct ClientCommand {
               "PUT", "/actions", #"{"action_type": "SendCtrlAltDel"}"#),
         fixed("metrics", "Show every device's counters (GET /metrics).", "GET", "/metrics"),
         fixed("config", "Show the VM's configuration (GET /vm/config).", "GET", "/vm/config"),
+        ClientCommand(
+            spec: CommandSpec(
+                name: "migrate", abstract: "Live-migrate a running VM to another swiftvmm (PUT /vm.send-migration).",
+                discussion: """
+                    The destination is a `swiftvmm run --migrate-from URL`, or a VM never started that was told \
+                    PUT /vm.receive-migration. Prints what the source reports: rounds, bytes sent, total time and \
+                    downtime; the source's process then exits 0. On failure the VM keeps running where it was (exit 1).
+                    """,
+                options: [
+                    socketOption,
+                    .value("to", "URL", "The destination: unix:PATH or tcp:HOST:PORT.") { $0.destination = $1 },
+                    .value("downtime", "MS", "The pause to aim for (default \(MicroVM.defaultMigrationDowntimeMillis)).") {
+                        $0.downtimeMillis = try integerValue($1, option: "downtime")
+                    },
+                ]),
+            request: { o in
+                guard let to = o.destination else { throw ValidationError("migrate: --to URL is required (swiftvmm migrate --help)") }
+                var body: JSONObject = ["destination_url": .string(to)]
+                if let d = o.downtimeMillis { body["downtime_ms"] = JSONValue(d) }
+                return ("PUT", "/vm.send-migration", JSONValue.object(body).encoded())
+            },
+            timeoutSeconds: 3600),
         ClientCommand(
             spec: CommandSpec(
                 name: "api", abstract: "Send any request to a VM's API.",
@@ -108,6 +135,6 @@ extension ClientCommand.Options {
     func run(_ command: ClientCommand) throws {
         guard let socket else { throw ValidationError("\(command.spec.name): --api-sock PATH is required (swiftvmm \(command.spec.name) --help)") }
         let (method, path, body) = try command.request(self)
-        try callAPI(socket, method, path, body)
+        try callAPI(socket, method, path, body, timeoutSeconds: command.timeoutSeconds)
     }
 }

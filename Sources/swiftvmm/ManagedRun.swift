@@ -60,6 +60,7 @@ struct ManagedRun {
         vm.shutdown()
         controller.flushMetricsIfConfigured()
         logger.log(.info, "microVM stopped: \(reason)")
+        reportHandOver(reason)
         try finish(reason)
     }
 

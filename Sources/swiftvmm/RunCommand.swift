@@ -29,9 +29,7 @@ extension RunOptions {
             try vm.start()
         }
         try signals?.start()
-        defer {  // a hand-over or suspend says so last (its figures come from the VM's stop reason)
-            if case .hostRequest(let why) = vm.stopReason, why.hasPrefix("migrated") || why.hasPrefix("suspended") { warn(why) }
-        }
+        defer { reportHandOver(vm.stopReason) }
         if isPVMHost() {
             warn("PVM host: a kernel not built with CONFIG_PVM_GUEST runs in PVM's instruction emulator (slow)")
         }
@@ -142,6 +140,12 @@ func finish(_ reason: MachineStopReason) throws {
     case .vmmError(let why):
         throw RuntimeFailure(why)
     }
+}
+
+/// A hand-over or a suspend says so last, on stderr: its figures are in the stop reason
+/// (the thread that migrated may not run again before the process exits).
+func reportHandOver(_ reason: MachineStopReason?) {
+    if case .hostRequest(let why)? = reason, why.hasPrefix("migrated") || why.hasPrefix("suspended") { warn(why) }
 }
 
 /// A failure after the input was accepted: exit 1.

@@ -201,6 +201,40 @@ final class FirecrackerRouterTests: XCTestCase {
         fails(.put, "/balloon", #"{"amount_mib": 64}"#, bodyError("deflate_on_oom: missing required field"))
     }
 
+    /// Cloud Hypervisor's migration calls: its field names; a bad URL is refused by the
+    /// router, before anything runs.
+    func testMigrationEndpoints() {
+        guard case .sendMigration(let s)? = ok(.put, "/vm.send-migration", #"{"destination_url": "tcp:10.0.0.2:4444", "downtime_ms": 300, "local": false}"#)
+        else { return XCTFail() }
+        XCTAssertEqual(s.destination, .tcp(host: "10.0.0.2", port: 4444))
+        XCTAssertEqual(s.downtimeMillis, 300)
+        guard case .sendMigration(let u)? = ok(.put, "/vm.send-migration", #"{"destination_url": "unix:/run/m.sock"}"#) else { return XCTFail() }
+        XCTAssertEqual(u.destination, .unix("/run/m.sock"))
+        XCTAssertNil(u.downtimeMillis)
+        guard case .receiveMigration(let r)? = ok(.put, "/vm.receive-migration", #"{"receiver_url": "unix:/run/m.sock"}"#) else { return XCTFail() }
+        XCTAssertEqual(r.receiver, .unix("/run/m.sock"))
+
+        let use = "use unix:PATH (at most 107 bytes) or tcp:HOST:PORT"
+        fails(.put, "/vm.send-migration", "{}", bodyError("destination_url: missing required field"))
+        fails(.put, "/vm.send-migration", #"{"destination_url": "ftp://h/x"}"#, bodyError(#"destination_url: "ftp://h/x": \#(use)"#))
+        fails(.put, "/vm.send-migration", #"{"destination_url": "tcp:h"}"#, bodyError(#"destination_url: "tcp:h": \#(use)"#))
+        fails(.put, "/vm.send-migration", #"{"destination_url": "tcp:h:70000"}"#, bodyError(#"destination_url: "tcp:h:70000": \#(use)"#))
+        fails(.put, "/vm.send-migration", #"{"destination_url": "unix:"}"#, bodyError(#"destination_url: "unix:": \#(use)"#))
+        let long = "unix:/" + String(repeating: "p", count: 107)
+        fails(.put, "/vm.send-migration", #"{"destination_url": "\#(long)"}"#, bodyError(#"destination_url: "\#(long.prefix(64))…": \#(use)"#))
+        fails(.put, "/vm.send-migration", #"{"destination_url": 4}"#, bodyError("destination_url: expected a string, got an integer"))
+        fails(.put, "/vm.send-migration", #"{"destination_url": "unix:/m", "downtime_ms": 0}"#, bodyError("downtime_ms: must be between 1 and 60000, got 0"))
+        fails(.put, "/vm.send-migration", #"{"destination_url": "unix:/m", "local": true}"#,
+              bodyError("local: local migration (memory handed over by file descriptor) is not supported; omit it or use false"))
+        fails(.put, "/vm.send-migration", #"{"receiver_url": "unix:/m"}"#,
+              bodyError("receiver_url: unknown field, expected one of: destination_url, downtime_ms, local"))
+        fails(.put, "/vm.receive-migration", #"{"destination_url": "unix:/m"}"#,
+              bodyError("destination_url: unknown field, expected one of: receiver_url"))
+        fails(.put, "/vm.receive-migration", "{}", bodyError("receiver_url: missing required field"))
+        fails(.get, "/vm.send-migration", "", "Invalid request method and/or path: GET /vm.send-migration.")
+        fails(.put, "/vm.send-migration", "", "Empty PUT request.")
+    }
+
     // MARK: paths, methods, bodies
 
     func testPathsMethodsAndBodyPresence() {
@@ -232,6 +266,7 @@ final class FirecrackerRouterTests: XCTestCase {
             "/network-interfaces/{iface_id}": #"{"iface_id": "x", "host_dev_name": "t"}"#,
             "/vsock": #"{"guest_cid": 3, "uds_path": "/v"}"#, "/snapshot/create": #"{"snapshot_path": "/s", "mem_file_path": "/m"}"#,
             "/snapshot/load": #"{"snapshot_path": "/s", "mem_file_path": "/m"}"#,
+            "/vm.send-migration": #"{"destination_url": "unix:/m"}"#, "/vm.receive-migration": #"{"receiver_url": "unix:/m"}"#,
             "/balloon": #"{"amount_mib": 1, "deflate_on_oom": false}"#, "/balloon/statistics": #"{"stats_polling_interval_s": 1}"#,
         ]
         for r in API.routes {
@@ -255,6 +290,9 @@ final class FirecrackerRouterTests: XCTestCase {
         XCTAssertEqual(API.MachineConfig(vcpuCount: 2, memSizeMiB: 256).json.encoded(),
                        #"{"vcpu_count":2,"mem_size_mib":256,"smt":false,"track_dirty_pages":false,"huge_pages":"None"}"#)
         XCTAssertEqual(APIError(.badRequest, "x").response.status, .badRequest)
+        let report = MigrationReport(rounds: 3, bytesSent: 4096, pagesInFinalRound: 2, totalMilliseconds: 12.5, downtimeMilliseconds: 1.25)
+        XCTAssertEqual(report.json.encoded(),
+                       #"{"rounds":3,"bytes_sent":4096,"pages_in_final_round":2,"total_ms":12.5,"downtime_ms":1.25}"#)
     }
 }
 

@@ -58,6 +58,8 @@ final class OpenAPIDocumentTests: XCTestCase {
         try assertValid(FirecrackerAPI.version("1.7.0"), "FirecrackerVersion")
         try assertValid(FirecrackerAPI.MachineConfig(vcpuCount: 2, memSizeMiB: 64, hugePages: .twoMiB).json, "MachineConfiguration")
         try assertValid(APIError(.badRequest, "x").response.body.json(), "Error")
+        try assertValid(MigrationReport(rounds: 2, bytesSent: 1 << 20, pagesInFinalRound: 7, totalMilliseconds: 40.5,
+                                        downtimeMilliseconds: 3.25).json, "MigrationReport")
         var config = FirecrackerConfig()
         try assertValid(config.json, "FullVmConfiguration")
         config.bootSource = .init(kernelImagePath: "/k", bootArgs: "console=ttyS0")
@@ -87,6 +89,8 @@ final class OpenAPIDocumentTests: XCTestCase {
             ("PUT", "/entropy", #"{}"#),
             ("PUT", "/logger", #"{"log_path": "/l", "level": "Info"}"#),
             ("PUT", "/metrics", #"{"metrics_path": "/m"}"#),
+            ("PUT", "/vm.send-migration", #"{"destination_url": "tcp:10.0.0.2:4444", "downtime_ms": 300, "local": false}"#),
+            ("PUT", "/vm.receive-migration", #"{"receiver_url": "unix:/run/m.sock"}"#),
         ]
         guard case .object(let paths)? = doc["paths"] else { return XCTFail() }
         for (method, path, body) in samples {

@@ -27,6 +27,7 @@ final class VMLifecycleTests: XCTestCase {
             .configure: [.notStarted], .start: [.notStarted], .pause: [.running], .resume: [.paused],
             .sendCtrlAltDel: [.running], .readRegisters: [.paused],
             .createSnapshot: [.paused], .loadSnapshot: [.notStarted], .migrate: [.running],
+            .receiveMigration: [.notStarted],
         ]
         for request in VMRequest.allCases {
             for state in VMState.allCases {
@@ -38,7 +39,8 @@ final class VMLifecycleTests: XCTestCase {
     /// A request that is allowed leads along a legal transition (or none).
     func testAllowedRequestsFollowLegalTransitions() {
         let target: [VMRequest: VMState] = [.start: .running, .pause: .paused, .resume: .running,
-                                            .loadSnapshot: .paused, .migrate: .stopped]
+                                            .loadSnapshot: .paused, .migrate: .stopped,
+                                            .receiveMigration: .running]
         for (request, to) in target {
             for from in VMState.allCases where request.isAllowed(in: from) {
                 XCTAssertTrue(VMLifecycle.canTransition(from: from, to: to), "\(request) from \(from)")

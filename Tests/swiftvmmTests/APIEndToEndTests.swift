@@ -107,7 +107,7 @@ final class APIEndToEndTests: XCTestCase {
         for (method, path, body, mentions) in cases {
             let r = try vm.curl(method, path, body.isEmpty ? nil : body)
             XCTAssertEqual(r.status, 400, "\(method) \(path) \(body): \(r.body)")
-            let fault = (try? JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: String])?["fault_message"] ?? ""
+            let fault = faultMessage(r.body)
             XCTAssertFalse(fault.isEmpty, "\(method) \(path): no fault_message in \(r.body)")
             XCTAssertFalse(fault.contains("\n"), "one line: \(fault)")
             XCTAssertTrue(fault.lowercased().contains(mentions.lowercased()), "\(method) \(path) \(body): \(fault)")

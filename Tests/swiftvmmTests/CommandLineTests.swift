@@ -55,8 +55,8 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testUsageErrorsNameTheProblem() {
-        XCTAssertEqual(usageError([]), "missing subcommand: run, attach, check, snapshot, jail, info, pause, resume, stop, metrics, config or api (swiftvmm --help)")
-        XCTAssertEqual(usageError(["boot"]), "unknown subcommand 'boot': use run, attach, check, snapshot, jail, info, pause, resume, stop, metrics, config or api (swiftvmm --help)")
+        XCTAssertEqual(usageError([]), "missing subcommand: run, attach, check, snapshot, jail, info, pause, resume, stop, metrics, config, migrate or api (swiftvmm --help)")
+        XCTAssertEqual(usageError(["boot"]), "unknown subcommand 'boot': use run, attach, check, snapshot, jail, info, pause, resume, stop, metrics, config, migrate or api (swiftvmm --help)")
         XCTAssertEqual(usageError(["run", "--frobnicate", "x"]), "run: unknown option '--frobnicate' (swiftvmm run --help)")
         XCTAssertEqual(usageError(["run", "-x"]), "run: unknown option '-x' (swiftvmm run --help)")
         XCTAssertEqual(usageError(["run", "--memory", "lots"]), "--memory lots: not a number")

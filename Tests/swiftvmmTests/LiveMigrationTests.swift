@@ -28,17 +28,31 @@ final class LiveMigrationTests: XCTestCase {
         while !FileManager.default.fileExists(atPath: p) && Date() < deadline { usleep(20_000) }
     }
 
-    /// Source counts, migrates on SIGUSR1, exits 0; the destination carries on the count.
+    /// Source counts, migrates (on SIGUSR1, or `viaAPI` when `swiftvmm migrate` asks its
+    /// API socket), exits 0; the destination carries on the count.
     func migrate(prefix: [String] = [], destinationPrefix: [String] = [], address: String, listening: () -> Void,
-                 executable: String? = nil, disk: String? = nil) throws {
+                 executable: String? = nil, disk: String? = nil, viaAPI: Bool = false) throws {
         let disk = disk ?? makeDisk()
         let exe = executable.map { URL(fileURLWithPath: $0) } ?? swiftvmmExecutable()
         let dst = try RunningVMM(destinationPrefix + ["run", "--migrate-from", address], executable: exe)
         listening()
-        let src = try RunningVMM(prefix + ["run", "--kernel", try probeKernel(), "--memory", "128", "--disk", disk,
-                                           "--migrate-on-signal", address], stdin: "count 0 20 disk\n", executable: exe)
+        let api = path("api.sock")
+        let control = viaAPI ? ["--api-sock", api] : ["--migrate-on-signal", address]
+        let src = try RunningVMM(prefix + ["run", "--kernel", try probeKernel(), "--memory", "128", "--disk", disk] + control,
+                                 stdin: "count 0 20 disk\n", executable: exe)
         try src.waitFor("20 counts") { (consoleCounts($0).last ?? 0) >= 20 }
-        src.signal(SIGUSR1)
+        if viaAPI {
+            let r = try runProcess(swiftvmmExecutable(), ["migrate", "--api-sock", api, "--to", address], timeout: 120)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+            XCTAssertGreaterThanOrEqual(report["rounds"] as? Int ?? 0, 2, r.stdout)
+            XCTAssertGreaterThan(report["bytes_sent"] as? Int ?? 0, 0, r.stdout)
+            let downtime = report["downtime_ms"] as? Double ?? -1, total = report["total_ms"] as? Double ?? -1
+            XCTAssertTrue(downtime > 0 && downtime <= total, r.stdout)
+            print("migration through the API: downtime \(downtime) ms, total \(total) ms")
+        } else {
+            src.signal(SIGUSR1)
+        }
         XCTAssertEqual(src.wait(), 0, src.stderr)
         XCTAssertTrue(src.stderr.contains("migrated to"), src.stderr)
         if let line = src.stderr.split(separator: "\n").first(where: { $0.contains("downtime") }) { print("migration: \(line)") }
@@ -69,7 +83,22 @@ final class LiveMigrationTests: XCTestCase {
         XCTAssertTrue(check.status == 0 || check.status == 3, check.stdout + check.stderr)
     }
 
+    func testThroughTheAPIOverUnixSocket() throws {
+        let socket = path("m.sock")
+        try migrate(address: "unix:\(socket)", listening: { waitForFile(socket) }, viaAPI: true)
+    }
+
     func testOverTCPBetweenNetworkNamespaces() throws {
+        try migrateBetweenNetworkNamespaces(viaAPI: false)
+    }
+
+    func testThroughTheAPIOverTCPBetweenNetworkNamespaces() throws {
+        try migrateBetweenNetworkNamespaces(viaAPI: true)
+    }
+
+    /// Source and destination each in a network namespace of their own, joined by a veth
+    /// pair; the API socket is a path, so the client reaches it from here.
+    func migrateBetweenNetworkNamespaces(viaAPI: Bool) throws {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
             throw missingPrerequisite("root and iproute2 (network namespaces for the TCP migration test)")
         }
@@ -94,26 +123,12 @@ final class LiveMigrationTests: XCTestCase {
         let exe = swiftvmmExecutable().path
         let port = 20000 + Int(getpid() % 20000)
         try migrate(prefix: ["netns", "exec", a, exe], destinationPrefix: ["netns", "exec", b, exe],
-                    address: "tcp:10.231.0.2:\(port)", listening: { usleep(500_000) }, executable: ip)
+                    address: "tcp:10.231.0.2:\(port)", listening: { usleep(500_000) }, executable: ip, viaAPI: viaAPI)
     }
 
     func testDestinationThatGoesAwayLeavesTheSourceRunning() throws {
         let socket = path("gone.sock")
-        // A "destination" that takes the connection and the first message, then dies.
-        let listener = Thread {
-            let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-            var sun = sockaddr_un()
-            sun.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &sun.sun_path) { raw in for (i, b) in socket.utf8.enumerated() { raw[i] = b } }
-            _ = withUnsafePointer(to: &sun) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-            listen(fd, 1)
-            let c = accept(fd, nil, nil)
-            var buf = [UInt8](repeating: 0, count: 64)
-            _ = recv(c, &buf, 64, 0)
-            close(c); close(fd)
-        }
-        listener.start()
-        waitForFile(socket)
+        startVanishingDestination(socket)
         let src = try RunningVMM(["run", "--kernel", try probeKernel(), "--memory", "64", "--disk", makeDisk(),
                                   "--migrate-on-signal", "unix:\(socket)"], stdin: "count 0 20 disk\n")
         try src.waitFor("10 counts") { (consoleCounts($0).last ?? 0) >= 10 }
@@ -155,4 +170,24 @@ final class LiveMigrationTests: XCTestCase {
         XCTAssertEqual(seen, Array(1...(seen.last ?? 0)))
         XCTAssertFalse(src.stdout.contains("disk error"), "the source's disk (and its lock) came back")
     }
+}
+
+/// A "destination" on the Unix socket `path` that takes the connection and the first
+/// message, then goes away; returns once it listens.
+func startVanishingDestination(_ path: String) {
+    let listening = DispatchSemaphore(value: 0)
+    Thread {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var sun = sockaddr_un()
+        sun.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &sun.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        _ = withUnsafePointer(to: &sun) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        listen(fd, 1)
+        listening.signal()
+        let c = accept(fd, nil, nil)
+        var buf = [UInt8](repeating: 0, count: 64)
+        _ = recv(c, &buf, 64, 0)
+        close(c); close(fd)
+    }.start()
+    listening.wait()
 }

@@ -49,11 +49,11 @@ final class ManagedVMProcess {
 
     /// One request through `curl --unix-socket`; the status and the body.
     @discardableResult
-    func curl(_ method: String, _ path: String, _ body: String? = nil) throws -> (status: Int, body: String) {
-        var args = ["-sS", "--max-time", "20", "--unix-socket", socket, "-X", method, "-o", "-", "-w", "\n%{http_code}"]
+    func curl(_ method: String, _ path: String, _ body: String? = nil, maxTime: Int = 20) throws -> (status: Int, body: String) {
+        var args = ["-sS", "--max-time", String(maxTime), "--unix-socket", socket, "-X", method, "-o", "-", "-w", "\n%{http_code}"]
         if let body { args += ["-H", "Content-Type: application/json", "--data-binary", body] }
         args.append("http://localhost\(path)")
-        let r = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"), args, timeout: 30)
+        let r = try runProcess(URL(fileURLWithPath: "/usr/bin/curl"), args, timeout: TimeInterval(maxTime + 10))
         guard r.status == 0, let last = r.stdout.split(separator: "\n").last, let code = Int(last) else {
             throw NSError(domain: "curl", code: Int(r.status), userInfo: [NSLocalizedDescriptionKey: "curl failed: \(r.stderr)"])
         }
@@ -93,6 +93,11 @@ final class ManagedVMProcess {
     var threads: Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/task").count) ?? -1
     }
+}
+
+/// The `fault_message` of an error answer ("" when there is none).
+func faultMessage(_ body: String) -> String {
+    (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: String])?["fault_message"] ?? ""
 }
 
 /// Every `count N` of complete console lines, in order.

@@ -151,6 +151,23 @@ public final class APIController: Sendable {
             try vm.loadSnapshot(snapshotPath: l.snapshotPath, memPath: l.memBackend.backendPath, resume: l.resumeVM,
                                 trackDirtyPages: l.trackDirtyPages)
             logger.log(.info, "snapshot loaded", thread: "api")
+        case .sendMigration(let m):
+            // Returns once the destination runs the guest; this VM has then stopped and the
+            // process ends after the answer. A failure leaves the guest running here.
+            let report: MigrationReport
+            do {
+                report = try vm.migrate(to: m.destination, downtimeTargetMillis: m.downtimeMillis ?? MicroVM.defaultMigrationDowntimeMillis)
+            } catch let e as VMError { throw e } catch {
+                throw APIError(.internalServerError, "migration to \(m.destination) failed, the VM keeps running here: \(error)")
+            }
+            logger.log(.info, "migrated to \(m.destination): \(report)", thread: "api")
+            return .json(report.json)
+        case .receiveMigration(let r):
+            // Blocks the API until a source has sent the VM (as Cloud Hypervisor's does).
+            do { try vm.receiveMigration(from: r.receiver) } catch let e as VMError { throw e } catch {
+                throw APIError(.internalServerError, "receiving a migration on \(r.receiver) failed: \(error)")
+            }
+            logger.log(.info, "migration received on \(r.receiver): the guest runs here", thread: "api")
         case .getBalloon, .putBalloon, .patchBalloon, .getBalloonStatistics, .patchBalloonStatistics:
             throw APIError(.badRequest, "the balloon device is not supported by swiftvmm")
         }

@@ -23,6 +23,9 @@ public enum APIRequest: Sendable, Equatable {
     case putVsock(FirecrackerAPI.Vsock)
     case createSnapshot(FirecrackerAPI.SnapshotCreate)
     case loadSnapshot(FirecrackerAPI.SnapshotLoad)
+    /// Cloud Hypervisor's live-migration calls (Firecracker has none).
+    case sendMigration(FirecrackerAPI.SendMigration)
+    case receiveMigration(FirecrackerAPI.ReceiveMigration)
     case getBalloon
     case putBalloon(FirecrackerAPI.Balloon)
     case patchBalloon(FirecrackerAPI.BalloonUpdate)

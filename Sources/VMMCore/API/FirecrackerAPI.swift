@@ -39,6 +39,9 @@ public enum FirecrackerAPI {
         Route(method: .patch, pattern: "/balloon"),
         Route(method: .get, pattern: "/balloon/statistics"),
         Route(method: .patch, pattern: "/balloon/statistics"),
+        // Cloud Hypervisor's (last: the fuzz seeds pick routes by index).
+        Route(method: .put, pattern: "/vm.send-migration"),
+        Route(method: .put, pattern: "/vm.receive-migration"),
     ]
 
     /// Firecracker paths swiftvmm does not serve at all: a clear 400 instead of
@@ -119,6 +122,8 @@ public enum FirecrackerAPI {
         case (.put, "/vsock"): return .putVsock(try Vsock(json: json()))
         case (.put, "/snapshot/create"): return .createSnapshot(try SnapshotCreate(json: json()))
         case (.put, "/snapshot/load"): return .loadSnapshot(try SnapshotLoad(json: json()))
+        case (.put, "/vm.send-migration"): return .sendMigration(try SendMigration(json: json()))
+        case (.put, "/vm.receive-migration"): return .receiveMigration(try ReceiveMigration(json: json()))
         case (.put, "/balloon"): return .putBalloon(try Balloon(json: json()))
         case (.patch, "/balloon"): return .patchBalloon(try BalloonUpdate(json: json()))
         case (.patch, "/balloon/statistics"): return .patchBalloonStatistics(try BalloonStatsUpdate(json: json()))

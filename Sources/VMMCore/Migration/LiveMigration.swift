@@ -105,6 +105,10 @@ extension VMRuntime {
 }
 
 extension MicroVM {
+    /// The pause a migration aims for unless told otherwise (the budget for an idle
+    /// guest; Cloud Hypervisor's default is 300 ms).
+    public static let defaultMigrationDowntimeMillis: UInt64 = 50
+
     /// Move this running VM to a destination `swiftvmm run --migrate-from ADDRESS`:
     /// pre-copy (all of RAM while the guest runs, then what it dirtied, round after round,
     /// until the rest fits `downtimeTargetMillis` or `maxRounds` is reached), then pause,
@@ -112,7 +116,8 @@ extension MicroVM {
     /// guest and this VM stops (`hostRequest("migrated to ADDRESS: REPORT")`, so whoever
     /// waits for the stop sees the figures). On any failure the guest
     /// here keeps running as if nothing happened, and the error is thrown.
-    public func migrate(to address: MigrationAddress, downtimeTargetMillis: Double = 50, maxRounds: Int = 30) throws -> MigrationReport {
+    public func migrate(to address: MigrationAddress, downtimeTargetMillis: UInt64 = MicroVM.defaultMigrationDowntimeMillis,
+                        maxRounds: Int = 30) throws -> MigrationReport {
         try core.withLock { c in
             try check(.migrate, c.lifecycle)
             guard let r = c.runtime else { throw VMError.illegal(.migrate, state: c.lifecycle) }
@@ -141,7 +146,7 @@ extension MicroVM {
             while rounds < maxRounds {
                 let elapsed = max(1, monotonicNanoseconds() - t)
                 let bytesPerMs = max(1, Double(sent) / (Double(elapsed) / 1e6))
-                if Double(pending.count) * Double(GuestMemory.pageSize) / bytesPerMs <= downtimeTargetMillis { break }
+                if Double(pending.count) * Double(GuestMemory.pageSize) / bytesPerMs <= Double(downtimeTargetMillis) { break }
                 t = monotonicNanoseconds()
                 sent = try r.sendPages(pending, on: channel)
                 bytes += sent
@@ -183,7 +188,7 @@ extension MicroVM {
     /// the VM from what it sends and run it. Returns once the guest runs here.
     public func receiveMigration(from address: MigrationAddress) throws {
         try core.withLock { c in
-            try check(.loadSnapshot, c.lifecycle)
+            try check(.receiveMigration, c.lifecycle)
             let kvm = try c.makeKVM()
             let channel = try MigrationChannel.accept(address)
             do {

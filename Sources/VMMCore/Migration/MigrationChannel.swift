@@ -7,7 +7,8 @@ public enum MigrationAddress: Equatable, Sendable, CustomStringConvertible {
     case tcp(host: String, port: UInt16)
 
     public init(parsing text: String) throws {
-        if text.hasPrefix("unix:"), text.count > 5 {
+        // A socket path fits sockaddr_un's 108 bytes with its terminating NUL.
+        if text.hasPrefix("unix:"), text.count > 5, text.utf8.count - 5 < 108 {
             self = .unix(String(text.dropFirst(5)))
             return
         }
