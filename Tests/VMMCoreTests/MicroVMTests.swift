@@ -122,7 +122,9 @@ final class MicroVMTests: XCTestCase {
             XCTAssertEqual(vm.state, .notStarted)
         }
         XCTAssertEqual(openFileDescriptorCount(), fdsBefore)
-        XCTAssertEqual(threadCount(), threadsBefore)
+        // Not equal: threads of earlier tests in this process may still be ending (a full
+        // run once saw 13 → 11); a thread leaked per failed start would show as +3.
+        XCTAssertLessThanOrEqual(threadCount(), threadsBefore)
         try vm.configure { $0.drives = [] }
         try vm.start()
         XCTAssertEqual(vm.waitForStop(), .reset)
