@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """swiftvmm's benchmark suite: swiftvmm vs the C floor VMM vs QEMU microvm, one run, one table.
 
-    bench/run.py [--reps N] [--quick] [--only startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux] [--json PATH]
+    bench/run.py [--reps N] [--quick] [--only startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux,net] [--json PATH]
 
 Every figure is a median over several repetitions (min–max alongside), and the VMMs take
 turns within each repetition so that load from other processes on this shared machine
@@ -985,6 +985,14 @@ def bench_net(mib, reps, tmp, feat):
         v["vmm_only_cpu_s_per_gib"] = summary([(r["tx"]["vmm_cpu_s"] - r["tx"]["vmm_guest_s"] + r["rx"]["vmm_cpu_s"]
                                                 - r["rx"]["vmm_guest_s"]) / ((r["tx"]["bytes"] + r["rx"]["bytes"]) / (1 << 30))
                                                for r in runs])
+        # What costs what: each thread (by name) over TCP both ways, summed over the runs.
+        threads, gib = {}, 0.0
+        for r in runs:
+            for tag in ("tx", "rx"):
+                gib += r[tag]["bytes"] / (1 << 30)
+                for comm, t in r[tag]["threads"].items():
+                    threads[comm] = threads.get(comm, 0.0) + t["cpu_s"]
+        v["threads_cpu_s_per_gib"] = {c: round(t / gib, 3) for c, t in sorted(threads.items(), key=lambda x: -x[1])}
         out[vmm] = v
     return out
 
@@ -1116,6 +1124,8 @@ def table(R, B, feat):
                          "", f"{qf(d + '_cpu_s_per_gib', 2)} ({med(q[d + '_cpu_s_per_gib']) - med(q[d + '_vmm_only_cpu_s_per_gib']):.2f})"
                          if q else "n/a"))
         rows.append(("  VMM CPU s per GiB, TCP both ways", fmt(sv["cpu_s_per_gib"], 2), "", qf("cpu_s_per_gib", 2)))
+        top = lambda v: ", ".join(f"{c} {t:.2f}" for c, t in list(v["threads_cpu_s_per_gib"].items())[:3])
+        rows.append(("  of which the busiest threads (s/GiB)", top(sv), "", top(q) if q else "n/a"))
         rows.append((f"nested vsock L2 → L1, {net['mib']} MiB (MiB/s)", fmt(sv["vsock_mib_s"]), "", ""))
         if not q:
             rows.append(("  qemu: not available", (net.get("qemu_unavailable") or "")[:60], "", ""))
@@ -1308,7 +1318,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=0, help="repetitions per measurement (default: per measurement)")
     ap.add_argument("--quick", action="store_true", help="the 2-minute subset: fewer repetitions, no nested Linux boot")
-    ap.add_argument("--only", default="startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux")
+    ap.add_argument("--only", default=None, help="comma-separated steps (default: all; with --quick all but linux and net)")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench/results/latest.json"))
     ap.add_argument("--exits", type=int, default=20000, help="N for probe.bench=pio:N / mmio:N")
     ap.add_argument("--blk-mib", type=int, default=1024, help="MiB per block benchmark run")
@@ -1316,10 +1326,16 @@ def main():
     ap.add_argument("--density-vms", type=int, default=10, help="VMs running at once for Pss/Uss")
     ap.add_argument("--churn-vms", type=int, default=40, help="VMs per churn measurement")
     ap.add_argument("--api-requests", type=int, default=1000, help="requests for each API latency figure")
+    ap.add_argument("--net-mib", type=int, default=128, help="MiB per nested TCP/vsock transfer (--quick: 32)")
+    ap.add_argument("--net-reps", type=int, default=2, help="swiftvmm + QEMU pairs in the nested net run (--quick: 1)")
     a = ap.parse_args()
-    only = set(a.only.split(","))
+    only = set((a.only or "startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux,net").split(","))
     if a.quick:
         only.discard("linux")
+        if a.only is None:
+            only.discard("net")  # nested, minutes: only when asked for by name
+        a.net_mib = min(a.net_mib, 32)
+        a.net_reps = 1
         a.blk_mib = min(a.blk_mib, 256)
         a.churn_vms = min(a.churn_vms, 20)
 
@@ -1372,9 +1388,13 @@ def main():
             steps.append(("qcow2", lambda: bench_qcow2(reps(3), scratch, tmp, a.blk_mib)))
         if os.access(NESTED_RUN, os.X_OK) and all(os.path.exists(os.path.join(ROOT, f)) for f in (LINUX_KERNEL, LINUX_INITRD)):
             steps.append(("linux", lambda: bench_linux(a.linux_reps, tmp)))
-        elif "linux" in only:
-            R["linux_error"] = "guests/nested/run or guests/out/linux/* is missing (make linux)"
-            log(f"bench: linux FAILED: {R['linux_error']}")
+            if feat["net"] and feat["vsock"]:
+                steps.append(("net", lambda: bench_net(a.net_mib, a.net_reps, tmp, feat)))
+        else:
+            for name in ("linux", "net"):
+                if name in only:
+                    R[name + "_error"] = "guests/nested/run or guests/out/linux/* is missing (make linux)"
+                    log(f"bench: {name} FAILED: {R[name + '_error']}")
         for name, fn in steps:
             if name not in only:
                 continue
