@@ -38,7 +38,8 @@ PROBE_BZ = os.path.join(ROOT, "guests/out/probe.bzImage")
 PROBE_ELF = os.path.join(ROOT, "guests/out/probe.elf")
 NESTED_RUN = os.path.join(ROOT, "guests/nested/run")
 NESTED_LOCK = "/tmp/swiftvmm-nested.lock"  # one nested test bed at a time on this machine
-LOCK_BUSY = 75  # flock's status when another nested run held the lock for 600 s
+LOCK_BUSY = 75  # flock's status when other nested runs held the lock for LOCK_WAIT s
+LOCK_WAIT = 600  # --lock-wait
 LINUX_KERNEL = "guests/out/linux/vmlinuz"
 LINUX_INITRD = "guests/out/linux/initramfs.cpio.gz"
 MEM_MIB = 128
@@ -692,9 +693,9 @@ def nested_failure_cause(r, finished):
     if any(t in out for t in CRASH_TEXT) or (vmm_status is not None and vmm_status >= 128):
         return f"swiftvmm crashed (status {vmm_status} in L1)"
     if not finished:
-        return "the harness did not end within 840 s (killed)"
+        return "the harness did not end in time (killed)"
     if r.status == LOCK_BUSY and out.find(b"NESTED-BEGIN") < 0:
-        return f"test bed busy: another nested run held {NESTED_LOCK} for 600 s"
+        return f"test bed busy: other nested runs held {NESTED_LOCK} for {LOCK_WAIT} s"
     if r.status == 124:
         return "timeout: no SWIFTVMM-READY within 180 s" + ("" if out.find(b"NESTED-BEGIN") >= 0 else " (L1 never started swiftvmm)")
     if r.status == 125:
@@ -721,8 +722,8 @@ def bench_linux(reps, tmp):
         # A healthy run takes 7–15 s (75 s at load average 10); 180 s bounds a hung boot so
         # that make bench stays within its 15 minutes. No retries: a failed boot is counted
         # with its cause, and swiftvmm crashing stops the benchmark.
-        r = Run(["flock", "-w", "600", "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", "180", "--script", script], env=env)
-        ok = r.finish(timeout=840)  # up to 600 s waiting for another test bed, 180 s boot
+        r = Run(["flock", "-w", str(LOCK_WAIT), "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", "180", "--script", script], env=env)
+        ok = r.finish(timeout=LOCK_WAIT + 240)  # waiting for other test beds, then a 180 s boot
         b, d = r.find(b"NESTED-BEGIN 1"), r.find(b"SWIFTVMM-READY")
         if ok and r.status == 0 and b >= 0 and d >= 0:
             times.append((r.time_of(d) - r.time_of(b)) / 1e9)
@@ -900,9 +901,9 @@ def run_net_bed(script_text, tmp, timeout, env):
     script = os.path.join(tmp, "net.script")
     with open(script, "w") as f:
         f.write(script_text)
-    r = Run(["flock", "-w", "600", "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", str(timeout),
+    r = Run(["flock", "-w", str(LOCK_WAIT), "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", str(timeout),
              "--script", script], env=env)
-    ok = r.finish(timeout=timeout + 660)
+    ok = r.finish(timeout=LOCK_WAIT + timeout + 60)
     path = os.path.join(RESULTS, "net-console.log")
     with open(path, "wb") as f:
         f.write(bytes(r.out) + b"\n--- stderr ---\n" + bytes(r.err))
@@ -1317,6 +1318,7 @@ def not_available(feat):
 
 
 def main():
+    global LOCK_WAIT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=0, help="repetitions per measurement (default: per measurement)")
     ap.add_argument("--quick", action="store_true", help="the 2-minute subset: fewer repetitions, no nested Linux boot")
@@ -1330,7 +1332,9 @@ def main():
     ap.add_argument("--api-requests", type=int, default=1000, help="requests for each API latency figure")
     ap.add_argument("--net-mib", type=int, default=128, help="MiB per nested TCP/vsock transfer (--quick: 32)")
     ap.add_argument("--net-reps", type=int, default=2, help="swiftvmm + QEMU pairs in the nested net run (--quick: 1)")
+    ap.add_argument("--lock-wait", type=int, default=LOCK_WAIT, help="seconds to wait for the nested test bed's lock")
     a = ap.parse_args()
+    LOCK_WAIT = a.lock_wait
     only = set((a.only or "startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux,net").split(","))
     if a.quick:
         only.discard("linux")
