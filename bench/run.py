@@ -771,11 +771,12 @@ echo "NETL1 $1 $2 $(head -n 1 /proc/stat)"
 def qemu_net_invocation(tap):
     """QEMU in L1 on the same terms as swiftvmm: microvm on nested KVM, the same kernel,
     initramfs, command line, vCPUs and memory; virtio-net-device (virtio 1.x over MMIO) on
-    a tap QEMU creates, its user-space backend (no vhost-net)."""
+    a tap QEMU creates, its user-space backend (no vhost-net). debug-threads names its
+    threads (`CPU 0/KVM`, …) for the per-thread CPU figures."""
     qemu = shutil.which(QEMU)
     return (f"{qemu} -M microvm,acpi=on -accel kvm -cpu host -m {NET_L2_MIB} -smp {NET_L2_CPUS} "
             f"-nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot "
-            f"-bios {QEMU_MICROVM_BIOS} -kernel {LINUX_KERNEL} -initrd {NET_INITRD} -append \"{NET_CMDLINE}\" "
+            f"-name l2,debug-threads=on -bios {QEMU_MICROVM_BIOS} -kernel {LINUX_KERNEL} -initrd {NET_INITRD} -append \"{NET_CMDLINE}\" "
             f"-global virtio-mmio.force-legacy=false "
             f"-netdev tap,ifname={tap},script=no,downscript=no,id=n0 -device virtio-net-device,netdev=n0")
 
