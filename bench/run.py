@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """swiftvmm's benchmark suite: swiftvmm vs the C floor VMM vs QEMU microvm, one run, one table.
 
-    bench/run.py [--reps N] [--quick] [--only startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux] [--json PATH]
+    bench/run.py [--reps N] [--quick] [--only startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux,net] [--json PATH]
 
 Every figure is a median over several repetitions (min–max alongside), and the VMMs take
 turns within each repetition so that load from other processes on this shared machine
@@ -38,7 +38,8 @@ PROBE_BZ = os.path.join(ROOT, "guests/out/probe.bzImage")
 PROBE_ELF = os.path.join(ROOT, "guests/out/probe.elf")
 NESTED_RUN = os.path.join(ROOT, "guests/nested/run")
 NESTED_LOCK = "/tmp/swiftvmm-nested.lock"  # one nested test bed at a time on this machine
-LOCK_BUSY = 75  # flock's status when another nested run held the lock for 600 s
+LOCK_BUSY = 75  # flock's status when other nested runs held the lock for LOCK_WAIT s
+LOCK_WAIT = 600  # --lock-wait
 LINUX_KERNEL = "guests/out/linux/vmlinuz"
 LINUX_INITRD = "guests/out/linux/initramfs.cpio.gz"
 MEM_MIB = 128
@@ -705,9 +706,9 @@ def nested_failure_cause(r, finished):
     if any(t in out for t in CRASH_TEXT) or (vmm_status is not None and vmm_status >= 128):
         return f"swiftvmm crashed (status {vmm_status} in L1)"
     if not finished:
-        return "the harness did not end within 840 s (killed)"
+        return "the harness did not end in time (killed)"
     if r.status == LOCK_BUSY and out.find(b"NESTED-BEGIN") < 0:
-        return f"test bed busy: another nested run held {NESTED_LOCK} for 600 s"
+        return f"test bed busy: other nested runs held {NESTED_LOCK} for {LOCK_WAIT} s"
     if r.status == 124:
         return "timeout: no SWIFTVMM-READY within 180 s" + ("" if out.find(b"NESTED-BEGIN") >= 0 else " (L1 never started swiftvmm)")
     if r.status == 125:
@@ -734,8 +735,8 @@ def bench_linux(reps, tmp):
         # A healthy run takes 7–15 s (75 s at load average 10); 180 s bounds a hung boot so
         # that make bench stays within its 15 minutes. No retries: a failed boot is counted
         # with its cause, and swiftvmm crashing stops the benchmark.
-        r = Run(["flock", "-w", "600", "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", "180", "--script", script], env=env)
-        ok = r.finish(timeout=840)  # up to 600 s waiting for another test bed, 180 s boot
+        r = Run(["flock", "-w", str(LOCK_WAIT), "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", "180", "--script", script], env=env)
+        ok = r.finish(timeout=LOCK_WAIT + 240)  # waiting for other test beds, then a 180 s boot
         b, d = r.find(b"NESTED-BEGIN 1"), r.find(b"SWIFTVMM-READY")
         if ok and r.status == 0 and b >= 0 and d >= 0:
             times.append((r.time_of(d) - r.time_of(b)) / 1e9)
@@ -757,6 +758,260 @@ def bench_linux(reps, tmp):
         raise BenchError("every nested Linux boot failed: " + "; ".join(f["cause"] for f in failures))
     return {"swiftvmm": summary(times), "vmm_setup_ms": summary(setup), "harness_total_s": summary(total),
             "failures": failures}
+
+
+# ---------------------------------------------------------------------------------------
+# 6. Network and vsock in the nested test bed, side by side with QEMU
+
+
+NET_PEER = "guests/out/net/peer"
+NET_INITRD = "guests/out/net/l2-initramfs.cpio.gz"
+NET_CMDLINE = "console=ttyS0 quiet"
+NET_L2_CPUS, NET_L2_MIB = 1, 512
+QEMU_MICROVM_BIOS = "/usr/share/qemu/bios-microvm.bin"
+
+# Run in L1 by `$` lines around each transfer: the counters of the VMM process (/run/pid:
+# the invocation's process, swiftvmm or QEMU), of each of its threads, and of L1 as a whole.
+NET_CPU_SH = """\
+# netcpu.sh TAG PHASE: print the L1 CPU counters of the running VMM (/run/pid).
+pid=$(cat /run/pid)
+echo "NETPROC $1 $2 $(cut -d' ' -f1 /proc/uptime) $(cat /proc/$pid/stat)"
+for t in /proc/$pid/task/*; do echo "NETTASK $1 $2 $(cat $t/stat 2>/dev/null)"; done
+echo "NETL1 $1 $2 $(head -n 1 /proc/stat)"
+"""
+
+
+def qemu_net_invocation(tap):
+    """QEMU in L1 on the same terms as swiftvmm: microvm on nested KVM, the same kernel,
+    initramfs, command line, vCPUs and memory; virtio-net-device (virtio 1.x over MMIO) on
+    a tap QEMU creates, its user-space backend (no vhost-net). debug-threads names its
+    threads (`CPU 0/KVM`, …) for the per-thread CPU figures."""
+    qemu = shutil.which(QEMU)
+    return (f"{qemu} -M microvm,acpi=on -accel kvm -cpu host -m {NET_L2_MIB} -smp {NET_L2_CPUS} "
+            f"-nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot "
+            f"-name l2,debug-threads=on -bios {QEMU_MICROVM_BIOS} -kernel {LINUX_KERNEL} -initrd {NET_INITRD} -append \"{NET_CMDLINE}\" "
+            f"-global virtio-mmio.force-legacy=false "
+            f"-netdev tap,ifname={tap},script=no,downscript=no,id=n0 -device virtio-net-device,netdev=n0")
+
+
+def net_script(plan, mib, cpu_sh):
+    """One nested-bed script: for each (vmm, tap, subnet) an invocation that brings up eth0
+    on the tap, sends `mib` MiB L2 → L1 (tx) and L1 → L2 (rx) over TCP, and for swiftvmm
+    `mib` MiB over vsock L2 → L1; netcpu.sh samples the VMM's CPU around each transfer."""
+    lines = []
+    for i, (vmm, tap, net) in enumerate(plan):
+        if vmm == "swiftvmm":
+            inv = (f"run --kernel {LINUX_KERNEL} --initrd {NET_INITRD} --memory {NET_L2_MIB} --cpus {NET_L2_CPUS} "
+                   f"--net tap={tap} --vsock cid=3,uds=/run/nb{i}.sock --cmdline \"{NET_CMDLINE}\"")
+        else:
+            inv = qemu_net_invocation(tap)
+        l1, l2 = f"10.0.{net}.1", f"10.0.{net}.2"
+        lines += [
+            inv,
+            "? SWIFTVMM-READY",
+            f"$ ip addr add {l1}/24 dev {tap} && ip link set {tap} up && "
+            f"{{ [ -f /tmp/nb-l1 ] || dd if=/dev/zero of=/tmp/nb-l1 bs=1M count={mib} 2>/dev/null; }} && echo l1-\"ready\"",
+            "? l1-ready",
+            f"< ip addr add {l2}/24 dev eth0 && ip link set eth0 up && ping -c 2 -W 10 {l1} >/dev/null && "
+            f"dd if=/dev/zero of=/tmp/nb bs=1M count={mib} 2>/dev/null && echo l2-\"ready\"",
+            "? l2-ready",
+            # tx: the guest sends, L1's peer receives (and times it)
+            f"$ {NET_PEER} tcp-listen 5001 </dev/null >/dev/null 2>/tmp/nb-tx.err & sleep 0.5; sh {cpu_sh} tx begin",
+            f"< peer tcp-connect {l1} 5001 </tmp/nb >/dev/null 2>&1; echo tx-\"sent\"",
+            "? tx-sent",
+            f"$ while pidof peer >/dev/null; do sleep 0.1; done; sh {cpu_sh} tx end; echo NETPEER tx $(cat /tmp/nb-tx.err)",
+            # rx: L1 sends, the guest's peer receives
+            "< peer tcp-listen 5002 </dev/null >/dev/null 2>/tmp/nb-rx.err & sleep 1; echo rx-\"listening\"",
+            "? rx-listening",
+            f"$ sh {cpu_sh} rx begin; {NET_PEER} tcp-connect {l2} 5002 </tmp/nb-l1 >/dev/null 2>/tmp/nb-rxs.err; "
+            f"sh {cpu_sh} rx end; cat /tmp/nb-rxs.err",
+            "< while pidof peer >/dev/null; do sleep 0.2; done; echo NETPEER-\"rx\" $(cat /tmp/nb-rx.err)",
+            "? NETPEER-rx",
+        ]
+        if vmm == "swiftvmm":
+            lines += [
+                "< while read m; do insmod $m; done </etc/net-modules.order; echo vsock-\"loaded\"",
+                "? vsock-loaded",
+                f"$ {NET_PEER} unix-listen /run/nb{i}.sock_6000 </dev/null >/dev/null 2>/tmp/nb-vs.err & sleep 0.5; "
+                f"sh {cpu_sh} vsock begin",
+                "< peer vsock-connect 2 6000 </tmp/nb >/dev/null 2>&1; echo vsock-\"sent\"",
+                "? vsock-sent",
+                f"$ while pidof peer >/dev/null; do sleep 0.1; done; sh {cpu_sh} vsock end; "
+                "echo NETPEER vsock $(cat /tmp/nb-vs.err)",
+            ]
+        lines.append("< poweroff -f")
+    return "\n".join(lines) + "\n"
+
+
+NET_PEER_LINE = re.compile(r"NETPEER[- ](tx|rx|vsock) peer: received (\d+) bytes in ([0-9.]+) s")
+NET_COUNTERS = re.compile(r"(NETPROC|NETTASK|NETL1) (tx|rx|vsock) (begin|end) (.*)")
+
+
+def stat_fields(text):
+    """/proc/PID/stat → (comm, fields after the comm: index 0 is field 3, `state`)."""
+    open_, close = text.find("("), text.rfind(")")
+    if open_ < 0 or close < 0:
+        return None, []
+    return text[open_ + 1:close], text[close + 1:].split()
+
+
+def parse_net_segment(text):
+    """The NET… lines of one invocation's output → per transfer tag: bytes, receiver's
+    seconds, and the CPU counters' differences (clock ticks)."""
+    out = {}
+    counters = {}
+    for line in text.splitlines():
+        m = NET_PEER_LINE.search(line)
+        if m:
+            out.setdefault(m.group(1), {})["bytes"] = int(m.group(2))
+            out[m.group(1)]["seconds"] = float(m.group(3))
+            continue
+        m = NET_COUNTERS.search(line)
+        if not m:
+            continue
+        kind, tag, phase, rest = m.groups()
+        c = counters.setdefault(tag, {}).setdefault(phase, {"tasks": {}})
+        if kind == "NETPROC":
+            up, _, stat = rest.partition(" ")
+            _, f = stat_fields(stat)
+            if len(f) > 40:
+                c["uptime"] = float(up)
+                c["cpu"] = int(f[11]) + int(f[12])
+                c["guest"] = int(f[40])
+        elif kind == "NETTASK":
+            tid = rest.split(" ", 1)[0]
+            comm, f = stat_fields(rest)
+            if len(f) > 40:
+                c["tasks"][tid] = (comm, int(f[11]) + int(f[12]), int(f[40]))
+        else:
+            f = rest.split()
+            if f and f[0] == "cpu" and len(f) >= 6:
+                ticks = [int(x) for x in f[1:9]]
+                c["l1_busy"] = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    hz = os.sysconf("SC_CLK_TCK")  # USER_HZ, the same in L1 (a Linux constant on x86)
+    for tag, ph in counters.items():
+        b, e = ph.get("begin"), ph.get("end")
+        if not b or not e or "cpu" not in b or "cpu" not in e:
+            continue
+        d = out.setdefault(tag, {})
+        d["vmm_cpu_s"] = (e["cpu"] - b["cpu"]) / hz
+        d["vmm_guest_s"] = (e["guest"] - b["guest"]) / hz
+        d["l1_wall_s"] = e["uptime"] - b["uptime"]
+        if "l1_busy" in b and "l1_busy" in e:
+            d["l1_busy_s"] = (e["l1_busy"] - b["l1_busy"]) / hz
+        threads = {}
+        for tid, (comm, cpu, guest) in e["tasks"].items():
+            if tid in b["tasks"]:
+                _, cpu0, guest0 = b["tasks"][tid]
+                t = threads.setdefault(comm, {"cpu_s": 0.0, "guest_s": 0.0, "threads": 0})
+                t["cpu_s"] += (cpu - cpu0) / hz
+                t["guest_s"] += (guest - guest0) / hz
+                t["threads"] += 1
+        d["threads"] = threads
+    return out
+
+
+def run_net_bed(script_text, tmp, timeout, env):
+    script = os.path.join(tmp, "net.script")
+    with open(script, "w") as f:
+        f.write(script_text)
+    r = Run(["flock", "-w", str(LOCK_WAIT), "-E", str(LOCK_BUSY), NESTED_LOCK, NESTED_RUN, "--timeout", str(timeout),
+             "--script", script], env=env)
+    ok = r.finish(timeout=LOCK_WAIT + timeout + 60)
+    path = os.path.join(RESULTS, "net-console.log")
+    with open(path, "wb") as f:
+        f.write(bytes(r.out) + b"\n--- stderr ---\n" + bytes(r.err))
+    out = bytes(r.out).decode(errors="replace").replace("\r", "")
+    if not ok or "NESTED-DONE" not in out:
+        cause = nested_failure_cause(r, ok)
+        raise BenchError(f"nested net bed: {cause} (console in {os.path.relpath(path, ROOT)})")
+    return out
+
+
+def bench_net(mib, reps, tmp, feat):
+    """guests/nested/run, one L1 boot: per repetition swiftvmm (--net tap, --vsock) and
+    QEMU in L1 boot the same Debian kernel and initramfs as L2, and move `mib` MiB over TCP
+    each way between L2 and L1 (and over vsock for swiftvmm). Throughput is the
+    receiver's (peer: first to last byte); CPU is the VMM process's utime+stime in L1
+    around each transfer (/proc/PID/stat, clock ticks), per GiB moved."""
+    if not (feat.get("net") and feat.get("vsock")):
+        raise BenchError("swiftvmm run has no --net or --vsock")
+    b = subprocess.run([os.path.join(ROOT, "guests/net/build")], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if b.returncode != 0:
+        raise BenchError(f"guests/net/build failed: {b.stderr[-1000:]}")
+    qemu_ok = os.path.exists(QEMU_MICROVM_BIOS) and shutil.which(QEMU) is not None
+    plan = []
+    for i in range(reps):
+        plan.append(("swiftvmm", f"tap{2 * i}", 10 + 2 * i))
+        if qemu_ok:
+            plan.append(("qemu", f"tap{2 * i + 1}", 11 + 2 * i))
+    cpu_sh = os.path.join(tmp, "netcpu.sh")
+    with open(cpu_sh, "w") as f:
+        f.write(NET_CPU_SH)
+    env = dict(os.environ, SWIFTVMM_BIN=SWIFTVMM, NESTED_EXPECT_TIMEOUT="600")
+    # An L2 boot takes 15–90 s in the bed, a 128 MiB transfer 5–60 s: 10 minutes per
+    # invocation bounds a hung one without cutting a slow machine short.
+    out = run_net_bed(net_script(plan, mib, cpu_sh), tmp, 600 * len(plan), env)
+    segments = re.split(r"NESTED-BEGIN \d+", out)[1:]
+    exits = [int(x) for x in re.findall(r"NESTED-EXIT \d+ (\d+)", out)]
+    res = {"swiftvmm": [], "qemu": []}
+    problems = {"swiftvmm": [], "qemu": []}
+    for i, (vmm, tap, _) in enumerate(plan):
+        seg = segments[i] if i < len(segments) else ""
+        failed = re.search(r"NESTED-(?:EXPECT-FAILED|HOST-TIMEOUT) \d+ (.*)", seg)
+        status = exits[i] if i < len(exits) else None
+        tags = ("tx", "rx", "vsock") if vmm == "swiftvmm" else ("tx", "rx")
+        if vmm == "swiftvmm" and (any(t.decode() in seg for t in CRASH_TEXT)
+                                  or (status is not None and status >= 128 and not failed)):
+            raise BenchCrash(f"swiftvmm crashed in the nested net benchmark, invocation {i + 1} (status {status} in L1; "
+                             "console in bench/results/net-console.log)")
+        parsed = parse_net_segment(seg)
+        missing = [t for t in tags if "bytes" not in parsed.get(t, {}) or "vmm_cpu_s" not in parsed.get(t, {})]
+        short = [t for t in tags if t not in missing and parsed[t]["bytes"] != mib << 20]
+        if failed or status != 0 or missing or short:
+            problems[vmm].append(f"invocation {i + 1} ({vmm}, {tap}): exit {status}"
+                                 + (f", waited in vain for: {failed.group(1).strip()}" if failed else "")
+                                 + (f", no figures for {','.join(missing)}" if missing else "")
+                                 + (f", short transfer in {','.join(short)}" if short else ""))
+            continue
+        res[vmm].append(parsed)
+    if problems["swiftvmm"]:
+        raise BenchError("; ".join(problems["swiftvmm"]) + f" (console in bench/results/net-console.log)")
+    out = {"mib": mib, "reps": reps, "l2": f"{NET_L2_CPUS} vCPU, {NET_L2_MIB} MiB, {LINUX_KERNEL}, {NET_INITRD}"}
+    for vmm in ("swiftvmm", "qemu"):
+        runs = res[vmm]
+        if not runs:
+            out[vmm] = None
+            out[vmm + "_unavailable"] = ("; ".join(problems[vmm]) if problems[vmm] else
+                                         f"{QEMU_MICROVM_BIOS} or {QEMU} missing on this host")
+            continue
+        v = {}
+        for tag in ("tx", "rx", "vsock"):
+            if tag not in runs[0]:
+                continue
+            rs = [r[tag] for r in runs]
+            v[tag + "_mbit_s"] = summary([r["bytes"] * 8 / r["seconds"] / 1e6 for r in rs])
+            v[tag + "_mib_s"] = summary([r["bytes"] / (1 << 20) / r["seconds"] for r in rs])
+            v[tag + "_cpu_s_per_gib"] = summary([r["vmm_cpu_s"] / (r["bytes"] / (1 << 30)) for r in rs])
+            v[tag + "_vmm_only_cpu_s_per_gib"] = summary([(r["vmm_cpu_s"] - r["vmm_guest_s"]) / (r["bytes"] / (1 << 30)) for r in rs])
+            v[tag + "_l1_busy_s_per_gib"] = summary([r["l1_busy_s"] / (r["bytes"] / (1 << 30)) for r in rs if "l1_busy_s" in r])
+            v[tag + "_runs"] = rs
+        # TCP both ways together: the VMM's CPU over the bytes it moved.
+        v["cpu_s_per_gib"] = summary([(r["tx"]["vmm_cpu_s"] + r["rx"]["vmm_cpu_s"])
+                                      / ((r["tx"]["bytes"] + r["rx"]["bytes"]) / (1 << 30)) for r in runs])
+        v["vmm_only_cpu_s_per_gib"] = summary([(r["tx"]["vmm_cpu_s"] - r["tx"]["vmm_guest_s"] + r["rx"]["vmm_cpu_s"]
+                                                - r["rx"]["vmm_guest_s"]) / ((r["tx"]["bytes"] + r["rx"]["bytes"]) / (1 << 30))
+                                               for r in runs])
+        # What costs what: each thread (by name) over TCP both ways, summed over the runs.
+        threads, gib = {}, 0.0
+        for r in runs:
+            for tag in ("tx", "rx"):
+                gib += r[tag]["bytes"] / (1 << 30)
+                for comm, t in r[tag]["threads"].items():
+                    threads[comm] = threads.get(comm, 0.0) + t["cpu_s"]
+        v["threads_cpu_s_per_gib"] = {c: round(t / gib, 3) for c, t in sorted(threads.items(), key=lambda x: -x[1])}
+        out[vmm] = v
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -813,6 +1068,14 @@ def budgets(R):
     api = R.get("api")
     if api and "ready_cpu_ms" in api["swiftvmm"]:
         add("API socket ready ≤ 8 CPU-ms", med(api["swiftvmm"]["ready_cpu_ms"]), 8.0, "CPU-ms")
+    net = R.get("net")
+    if net and net.get("swiftvmm"):
+        sv, q = net["swiftvmm"], net.get("qemu") or {}
+        for d in ("tx", "rx"):
+            add(f"nested TCP {d} ≥ 1.0 × QEMU", ratio(med(sv[d + "_mbit_s"]), med(q.get(d + "_mbit_s"))), 1.0, "× QEMU",
+                lower_is_better=False)
+        add("nested TCP VMM CPU per GiB ≤ 0.8 × QEMU", ratio(med(sv["cpu_s_per_gib"]), med(q.get("cpu_s_per_gib"))), 0.8,
+            "× QEMU")
     lb = R.get("linux")
     if lb:
         add("Linux boot to SWIFTVMM-READY ≤ 10 s", med(lb["swiftvmm"]), 10.0, "s")
@@ -880,6 +1143,22 @@ def table(R, B, feat):
         rows.append(("  of which VMM set-up, main → first KVM_RUN (ms)", fmt(lb["vmm_setup_ms"], 2), "", ""))
         rows.append(("  whole test-bed run, L1 boot included (s)", fmt(lb["harness_total_s"], 1), "", ""))
         rows.append(("  failed boots (causes in the JSON, logs in bench/results/)", str(len(lb["failures"])), "", ""))
+    net = R.get("net")
+    if net and net.get("swiftvmm"):
+        sv, q = net["swiftvmm"], net.get("qemu") or {}
+        qf = lambda key, digits=1: fmt(q.get(key), digits) if q else "n/a"
+        for d, label in (("tx", "L2 → L1"), ("rx", "L1 → L2")):
+            rows.append((f"nested TCP {label}, {net['mib']} MiB (Mbit/s)", fmt(sv[d + "_mbit_s"]), "", qf(d + "_mbit_s")))
+            rows.append((f"  VMM CPU s per GiB (of which guest)",
+                         f"{fmt(sv[d + '_cpu_s_per_gib'], 2)} ({med(sv[d + '_cpu_s_per_gib']) - med(sv[d + '_vmm_only_cpu_s_per_gib']):.2f})",
+                         "", f"{qf(d + '_cpu_s_per_gib', 2)} ({med(q[d + '_cpu_s_per_gib']) - med(q[d + '_vmm_only_cpu_s_per_gib']):.2f})"
+                         if q else "n/a"))
+        rows.append(("  VMM CPU s per GiB, TCP both ways", fmt(sv["cpu_s_per_gib"], 2), "", qf("cpu_s_per_gib", 2)))
+        top = lambda v: ", ".join(f"{c} {t:.2f}" for c, t in list(v["threads_cpu_s_per_gib"].items())[:3])
+        rows.append(("  of which the busiest threads (s/GiB)", top(sv), "", top(q) if q else "n/a"))
+        rows.append((f"nested vsock L2 → L1, {net['mib']} MiB (MiB/s)", fmt(sv["vsock_mib_s"]), "", ""))
+        if not q:
+            rows.append(("  qemu: not available", (net.get("qemu_unavailable") or "")[:60], "", ""))
     for key, why in sorted(R.get("not_available", {}).items()):
         rows.append((f"{key}: not available", why[:60], "", ""))
 
@@ -951,6 +1230,15 @@ def to_json(R, B, meta):
         j["instance_start_to_banner_ms"] = {"swiftvmm": med(a["swiftvmm"].get("instance_start_to_banner_ms"))}
         j["api_get_us"] = {p: a[p].get("get_us") for p in ("swiftvmm", "qemu")}
         j["api_pause_resume_us"] = {p: a[p].get("pause_resume_us") for p in ("swiftvmm", "qemu")}
+    if "net" in R:
+        n = R["net"]
+        sv, q = n.get("swiftvmm") or {}, n.get("qemu") or {}
+        j["net_tx_mbit_s"] = {p: med(v.get("tx_mbit_s")) for p, v in (("swiftvmm", sv), ("qemu", q))}
+        j["net_rx_mbit_s"] = {p: med(v.get("rx_mbit_s")) for p, v in (("swiftvmm", sv), ("qemu", q))}
+        j["net_cpu_s_per_gib"] = {p: med(v.get("cpu_s_per_gib")) for p, v in (("swiftvmm", sv), ("qemu", q))}
+        j["vsock_mib_s"] = {"swiftvmm": med(sv.get("vsock_mib_s"))}
+        if n.get("qemu_unavailable"):
+            j["net_qemu_unavailable"] = n["qemu_unavailable"]
     if "linux" in R:
         j["linux_boot_s"] = {"swiftvmm": med(R["linux"]["swiftvmm"])}
         j["linux_boot_vmm_setup_ms"] = {"swiftvmm": med(R["linux"]["vmm_setup_ms"])}
@@ -1036,8 +1324,10 @@ PENDING = {
     "api_pause_resume_us": ("api_sock", "swiftvmm run has no --api-sock"),
     "api_sock_ready_ms": ("api_sock", "swiftvmm run has no --api-sock"),
     "instance_start_to_banner_ms": ("api_sock", "swiftvmm run has no --api-sock"),
-    "net_throughput_mib_s": ("net", "swiftvmm run has no --net"),
-    "vsock_throughput_mib_s": ("vsock", "swiftvmm run has no --vsock"),
+    "net_tx_mbit_s": ("net", "swiftvmm run has no --net"),
+    "net_rx_mbit_s": ("net", "swiftvmm run has no --net"),
+    "net_cpu_s_per_gib": ("net", "swiftvmm run has no --net"),
+    "vsock_mib_s": ("vsock", "swiftvmm run has no --vsock"),
     "snapshot_create_ms": ("snapshot", "no snapshot command or option in swiftvmm --help"),
     "snapshot_restore_ms": ("snapshot", "no snapshot command or option in swiftvmm --help"),
     "migration_downtime_ms": ("migration", "no migration command or option in swiftvmm --help"),
@@ -1048,7 +1338,8 @@ PENDING = {
 }
 # Measured by this driver once the feature exists (the others need their harness here).
 MEASURED = {"api_get_us", "api_pause_resume_us", "api_sock_ready_ms", "instance_start_to_banner_ms", "qcow2_read_mib_s",
-            "qcow2_write_mib_s", "qcow2_randread_iops", "qcow2_randwrite_iops"}
+            "qcow2_write_mib_s", "qcow2_randread_iops", "qcow2_randwrite_iops",
+            "net_tx_mbit_s", "net_rx_mbit_s", "net_cpu_s_per_gib", "vsock_mib_s"}
 
 
 def not_available(feat):
@@ -1062,10 +1353,11 @@ def not_available(feat):
 
 
 def main():
+    global LOCK_WAIT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=0, help="repetitions per measurement (default: per measurement)")
     ap.add_argument("--quick", action="store_true", help="the 2-minute subset: fewer repetitions, no nested Linux boot")
-    ap.add_argument("--only", default="startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux")
+    ap.add_argument("--only", default=None, help="comma-separated steps (default: all; with --quick all but linux and net)")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench/results/latest.json"))
     ap.add_argument("--exits", type=int, default=20000, help="N for probe.bench=pio:N / mmio:N")
     ap.add_argument("--blk-mib", type=int, default=1024, help="MiB per block benchmark run")
@@ -1073,10 +1365,18 @@ def main():
     ap.add_argument("--density-vms", type=int, default=10, help="VMs running at once for Pss/Uss")
     ap.add_argument("--churn-vms", type=int, default=40, help="VMs per churn measurement")
     ap.add_argument("--api-requests", type=int, default=1000, help="requests for each API latency figure")
+    ap.add_argument("--net-mib", type=int, default=128, help="MiB per nested TCP/vsock transfer (--quick: 32)")
+    ap.add_argument("--net-reps", type=int, default=2, help="swiftvmm + QEMU pairs in the nested net run (--quick: 1)")
+    ap.add_argument("--lock-wait", type=int, default=LOCK_WAIT, help="seconds to wait for the nested test bed's lock")
     a = ap.parse_args()
-    only = set(a.only.split(","))
+    LOCK_WAIT = a.lock_wait
+    only = set((a.only or "startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux,net").split(","))
     if a.quick:
         only.discard("linux")
+        if a.only is None:
+            only.discard("net")  # nested, minutes: only when asked for by name
+        a.net_mib = min(a.net_mib, 32)
+        a.net_reps = 1
         a.blk_mib = min(a.blk_mib, 256)
         a.churn_vms = min(a.churn_vms, 20)
 
@@ -1129,9 +1429,13 @@ def main():
             steps.append(("qcow2", lambda: bench_qcow2(reps(3), scratch, tmp, a.blk_mib)))
         if os.access(NESTED_RUN, os.X_OK) and all(os.path.exists(os.path.join(ROOT, f)) for f in (LINUX_KERNEL, LINUX_INITRD)):
             steps.append(("linux", lambda: bench_linux(a.linux_reps, tmp)))
-        elif "linux" in only:
-            R["linux_error"] = "guests/nested/run or guests/out/linux/* is missing (make linux)"
-            log(f"bench: linux FAILED: {R['linux_error']}")
+            if feat["net"] and feat["vsock"]:
+                steps.append(("net", lambda: bench_net(a.net_mib, a.net_reps, tmp, feat)))
+        else:
+            for name in ("linux", "net"):
+                if name in only:
+                    R[name + "_error"] = "guests/nested/run or guests/out/linux/* is missing (make linux)"
+                    log(f"bench: {name} FAILED: {R[name + '_error']}")
         for name, fn in steps:
             if name not in only:
                 continue
