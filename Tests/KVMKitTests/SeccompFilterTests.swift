@@ -39,10 +39,19 @@ final class SeccompFilterTests: XCTestCase {
     }
 
     func testEveryKindRefusesOpeningAFileWithTheLogLine() throws {
-        for kind in ThreadKind.allCases {
+        // `control` opens files for post-boot requests (snapshots, drive updates).
+        for kind in ThreadKind.allCases where kind != .control {
             let r = try inFilteredChild(kind) { _ = open("/etc/hostname", O_RDONLY) }
             XCTAssertEqual(r.status, Seccomp.forbiddenCallExitStatus, "\(kind): \(r.stderr)")
             XCTAssertEqual(r.stderr, "swiftvmm: seccomp: \(kind.rawValue) thread made a forbidden system call: openat (257)\n")
+        }
+    }
+
+    func testEveryKindRefusesExecWithTheLogLine() throws {
+        for kind in ThreadKind.allCases {
+            let r = try inFilteredChild(kind) { _ = execv("/bin/true", [strdup("true"), nil]) }
+            XCTAssertEqual(r.status, Seccomp.forbiddenCallExitStatus, "\(kind): \(r.stderr)")
+            XCTAssertEqual(r.stderr, "swiftvmm: seccomp: \(kind.rawValue) thread made a forbidden system call: execve (59)\n")
         }
     }
 
@@ -138,13 +147,14 @@ final class SeccompFilterTests: XCTestCase {
         XCTAssertThrowsError(try SeccompProgram.compile([SyscallRule("read", ""), SyscallRule("read", "")]))
     }
 
-    func testFilterFileRoundTripsAndFallsBackToVMMForMain() throws {
+    func testFilterFileRoundTripsAndFallsBackToVMMForMainAndControl() throws {
         guard case .filters(let programs) = try SeccompPolicy.builtIn() else { return XCTFail("no filters") }
-        var noMain = programs
-        noMain[.main] = nil
-        let parsed = try SeccompFilterFile.parse(SeccompFilterFile.serialize(noMain), path: "f")
+        var firecrackers = programs
+        firecrackers[.main] = nil
+        firecrackers[.control] = nil
+        let parsed = try SeccompFilterFile.parse(SeccompFilterFile.serialize(firecrackers), path: "f")
         for kind in ThreadKind.allCases {
-            let want = kind == .main ? programs[.vmm]! : programs[kind]!
+            let want = kind == .main || kind == .control ? programs[.vmm]! : programs[kind]!
             XCTAssertEqual(parsed[kind]?.map(\.k), want.map(\.k), "\(kind)")
             XCTAssertEqual(parsed[kind]?.map(\.code), want.map(\.code), "\(kind)")
             XCTAssertEqual(parsed[kind]?.map(\.jf), want.map(\.jf), "\(kind)")

@@ -13,6 +13,7 @@ public enum SeccompAllowLists {
         case .vmm: return vmm
         case .api: return api
         case .main: return main
+        case .control: return control
         }
     }
 
@@ -96,6 +97,7 @@ public enum SeccompAllowLists {
         SyscallRule("sendto", "response bytes (send with MSG_NOSIGNAL)"),
         SyscallRule("shutdown", "ends a client's connection"),
         SyscallRule("close", "closes a client"),
+        SyscallRule("poll", "waits for the VMM thread's answer (an eventfd)"),
         SyscallRule("ioctl", "tcsetattr in the crash clean-up", argument: 1, allowed: ioctl(terminal)),
     ] + runtime
 
@@ -111,6 +113,26 @@ public enum SeccompAllowLists {
         SyscallRule("unlink", "the console socket file is removed at exit"),
         SyscallRule("newfstatat", "the vsock socket file is checked to be still ours before it is removed at exit"),
         SyscallRule("ioctl", "the terminal is restored at exit", argument: 1, allowed: ioctl(["TCGETS"] + terminal)),
+    ] + runtime
+
+    /// The main thread of an API-driven VM once the VM runs: it waits for the API thread's
+    /// requests, executes the post-boot ones (pause and resume, snapshots, drive updates,
+    /// metrics, Ctrl-Alt-Del), then tears down as `main` does.
+    static let control: [SyscallRule] = [
+        SyscallRule("read", "waits on the API thread's request eventfd"),
+        SyscallRule("poll", "waits for a request; the console's last output waits (bounded) for a slow client"),
+        SyscallRule("close", "snapshot and drive files; teardown closes the VM, vCPU, device and console fds"),
+        SyscallRule("openat", "PUT /snapshot/create writes its files; PATCH /drives opens the new image"),
+        SyscallRule("newfstatat", "a new drive image's size; the vsock socket file is checked before it is removed at exit"),
+        SyscallRule("ftruncate", "the snapshot memory file is sized"),
+        SyscallRule("pwrite64", "snapshot memory pages"),
+        SyscallRule("fsync", "snapshot files reach the disk before the answer"),
+        SyscallRule("epoll_ctl", "teardown unregisters devices and the console"),
+        SyscallRule("shutdown", "the console drops its client at teardown"),
+        SyscallRule("sendto", "the console's last output to a socket client (send with MSG_NOSIGNAL)"),
+        SyscallRule("unlink", "the console socket file is removed at exit"),
+        SyscallRule("ioctl", "vCPU and VM state for snapshots, irqfd changes; the terminal is restored at exit",
+                    argument: 1, allowed: ioctl(["KVM_GET_DIRTY_LOG", "TCGETS"] + terminal)),
     ] + runtime
 
     /// tcsetattr's requests: the console's exit clean-up restores the terminal.

@@ -5,8 +5,8 @@
 /// u64 instruction count and the instructions, each one `struct sock_filter` read as a u64.
 ///
 /// Names are Firecracker's thread categories `vmm`, `api`, `vcpu`, all three required, and
-/// optionally `main` (Firecracker has no separate main thread; without it the main thread
-/// gets the `vmm` program).
+/// optionally `main` and `control` (Firecracker has no separate main thread, and its VMM
+/// thread executes the API's requests; without them those threads get the `vmm` program).
 public enum SeccompFilterFile {
     /// Firecracker's limit on the file, against allocation attacks through huge counts.
     public static let maxBytes = 100_000
@@ -30,7 +30,7 @@ public enum SeccompFilterFile {
             guard nameLength <= 16, bytes.count - at >= Int(nameLength) else { throw bad("bad name length \(nameLength) at byte \(at - 8)") }
             let name = String(decoding: bytes[at..<at + Int(nameLength)], as: UTF8.self)
             at += Int(nameLength)
-            guard let kind = ThreadKind(rawValue: name) else { throw bad("unknown thread category \"\(name)\" (use vmm, api, vcpu, main)") }
+            guard let kind = ThreadKind(rawValue: name) else { throw bad("unknown thread category \"\(name)\" (use vmm, api, vcpu, main, control)") }
             guard programs[kind] == nil else { throw bad("thread category \(name) appears twice") }
             let count = try u64("the \(name) instruction count")
             guard count >= 1, count <= UInt64(SeccompProgram.maxInstructions) else {
@@ -50,6 +50,7 @@ public enum SeccompFilterFile {
             throw bad("no program for thread category \(kind.rawValue)")
         }
         if programs[.main] == nil { programs[.main] = programs[.vmm] }
+        if programs[.control] == nil { programs[.control] = programs[.vmm] }
         return programs
     }
 
