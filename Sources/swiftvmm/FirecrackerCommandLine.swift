@@ -108,7 +108,7 @@ enum FirecrackerCommandLine {
     static let help = """
         usage: swiftvmm --api-sock PATH [--config-file FILE] [--id ID] [--no-api]
                         [--log-path PATH] [--level LEVEL] [--show-level] [--show-log-origin]
-                        [--metrics-path PATH] [--no-seccomp] [--boot-timer]
+                        [--metrics-path PATH] [--no-seccomp | --seccomp-filter FILE] [--boot-timer]
 
         Firecracker's command line: serve Firecracker's REST API on a Unix socket and run the
         microVM it configures (or the one --config-file describes). Also works when swiftvmm

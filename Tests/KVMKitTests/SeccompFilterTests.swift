@@ -113,14 +113,16 @@ final class SeccompFilterTests: XCTestCase {
     }
 
     /// Only the device thread may make a socket, a Unix one (vsock's guest-to-host
-    /// connections), and connect it.
+    /// connections), and connect it; only API mode's main thread may open a file (post-boot
+    /// requests: snapshots, drive updates).
     func testNoThreadMayExecOrCreateThreadsOrSockets() throws {
         for kind in ThreadKind.allCases {
             let rules = SeccompAllowLists.rules(for: kind)
             let names = Set(rules.map(\.name))
-            for forbidden in ["execve", "execveat", "clone", "clone3", "fork", "openat", "ptrace", "mount", "setuid"] {
+            for forbidden in ["execve", "execveat", "clone", "clone3", "fork", "ptrace", "mount", "setuid", "open", "creat"] {
                 XCTAssertFalse(names.contains(forbidden), "\(kind) allows \(forbidden)")
             }
+            XCTAssertEqual(names.contains("openat"), kind == .control, "\(kind) and openat")
             if kind == .vmm {
                 let socket = rules.first { $0.name == "socket" }
                 XCTAssertEqual(socket?.argumentIndex, 0)

@@ -132,7 +132,7 @@ public enum SeccompAllowLists {
         SyscallRule("rename", "a snapshot file replaces the old one whole (written under a temporary name)"),
         SyscallRule("link", "the previous memory file is kept until the new state file is in place"),
         SyscallRule("unlink", "that previous memory file is removed; the API and console socket files at exit"),
-        SyscallRule("getrandom", "random seeds of Swift's hashed collections"),
+        SyscallRule("getrandom", "the random token that ties a snapshot's state file to its memory file"),
         SyscallRule("epoll_ctl", "teardown unregisters devices and the console"),
         SyscallRule("shutdown", "the console drops its client at teardown"),
         SyscallRule("sendto", "the console's last output to a socket client (send with MSG_NOSIGNAL)"),
