@@ -112,6 +112,20 @@ final class SeccompAPITests: XCTestCase {
         XCTAssertFalse(b.stderr.contains("seccomp"), b.stderr)
     }
 
+    /// Firecracker's command line takes `--seccomp-filter` as `run` does: a bad file is bad input.
+    func testFirecrackerCommandLineChecksItsFilterOptions() throws {
+        let junk = try temporaryFile("junk.bpf", bytes: Array("not bpf".utf8))
+        let socket = "/tmp/swiftvmm-never-\(getpid()).sock"
+        for (args, message) in [(["--seccomp-filter", junk], "\(junk): not a seccomp filter file: ends inside the entry count"),
+                                (["--no-seccomp", "--seccomp-filter", junk], "--no-seccomp and --seccomp-filter exclude each other")] {
+            let r = try runProcess(swiftvmmExecutable(), ["--api-sock", socket] + args, timeout: 30)
+            XCTAssertEqual(r.status, 2, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("swiftvmm: \(message)"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "nothing started")
+        }
+    }
+
     /// Options that act on a VM the command line builds are refused in API mode (they
     /// were ignored before), with what to use instead.
     func testCommandLineSnapshotAndMigrationOptionsAreRefusedInAPIMode() throws {
