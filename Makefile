@@ -32,6 +32,8 @@ build: deps
 	@# SwiftPM does not see the order file as an input: relink when it changed.
 	@[ ! bench/run-path.order -nt $(RELEASE_BIN) ] || rm -f $$(readlink -f $(RELEASE_BIN))
 	$(SWIFT) build $(SWIFT_RELEASE_FLAGS) --product swiftvmm
+	@# Tools written for Firecracker's jailer run `jailer`: the link is `swiftvmm jail`.
+	ln -sfn swiftvmm $(dir $(RELEASE_BIN))jailer
 
 probe: deps
 	$(MAKE) -C guests probe

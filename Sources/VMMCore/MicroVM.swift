@@ -156,6 +156,10 @@ public final class MicroVM: Sendable {
     /// Ask the VM to stop (any state, any thread); the first reason wins.
     public func requestStop(_ reason: MachineStopReason) { control.requestStop(reason) }
 
+    /// Run `h` once the VM stops (on the stopping thread, which may be a vCPU's: keep it to
+    /// a lock and an eventfd write); at once if it has stopped already.
+    public func onStop(_ h: @escaping @Sendable () -> Void) { control.addStopHandler(h) }
+
     /// Block until the VM stops: the guest powered off, reset or crashed, or someone
     /// called `requestStop` (also before start).
     public func waitForStop() -> MachineStopReason { control.wait() }

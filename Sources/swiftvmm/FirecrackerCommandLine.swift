@@ -38,6 +38,8 @@ enum FirecrackerCommandLine {
         var m = ManagedRun()
         var apiSocket: String? = defaultAPISocket
         var noAPI = false
+        var noSeccomp = false
+        var seccompFilter: String?
         var i = 0
         var seen = Set<String>()
         while i < arguments.count {
@@ -60,7 +62,8 @@ enum FirecrackerCommandLine {
                 case "--no-api": noAPI = true
                 case "--show-level": m.showLevel = true
                 case "--show-log-origin": m.showLogOrigin = true
-                default: break  // --no-seccomp, --boot-timer: accepted (see README)
+                case "--no-seccomp": noSeccomp = true
+                default: break  // --boot-timer: accepted (see README)
                 }
                 continue
             }
@@ -81,8 +84,7 @@ enum FirecrackerCommandLine {
                 guard let l = VMMLogger.Level(name: v) else { throw UsageFailure("--level \(v): use Error, Warning, Info, Debug, Trace or Off") }
                 m.level = l
             case "--metrics-path": m.metricsPath = v
-            case "--seccomp-filter":
-                throw UsageFailure("--seccomp-filter: custom seccomp filters are not supported by this swiftvmm build")
+            case "--seccomp-filter": seccompFilter = v
             default:
                 // Timestamps for Firecracker's own start-up metrics and MMDS/payload sizes:
                 // numbers that change nothing here, still checked.
@@ -94,6 +96,7 @@ enum FirecrackerCommandLine {
             apiSocket = nil
         }
         m.apiSocket = apiSocket
+        m.seccomp = try SeccompOptions(noSeccomp: noSeccomp, filterPath: seccompFilter).policy()
         return .run(m)
     }
 
@@ -105,7 +108,7 @@ enum FirecrackerCommandLine {
     static let help = """
         usage: swiftvmm --api-sock PATH [--config-file FILE] [--id ID] [--no-api]
                         [--log-path PATH] [--level LEVEL] [--show-level] [--show-log-origin]
-                        [--metrics-path PATH] [--no-seccomp] [--boot-timer]
+                        [--metrics-path PATH] [--no-seccomp | --seccomp-filter FILE] [--boot-timer]
 
         Firecracker's command line: serve Firecracker's REST API on a Unix socket and run the
         microVM it configures (or the one --config-file describes). Also works when swiftvmm

@@ -5,6 +5,13 @@ import VMMCore
 /// A VM driven by the control API and/or a Firecracker `--config-file`: what
 /// `swiftvmm --api-sock …` (Firecracker's command line) and `swiftvmm run --api-sock …`
 /// run. The process lives until the VM stops (as Firecracker's does), or until a signal.
+///
+/// Threads, as Firecracker's: the API thread (the server's, filtered before its first
+/// accept) only parses and routes; the main thread — the VMM thread — executes every
+/// request it is handed through an `APIRequestChannel`, so the VM is built, and snapshots
+/// loaded, here. vCPU and event-loop threads filter themselves before guest code runs;
+/// the main thread installs its `control` filter as soon as the VM runs (or is paused
+/// from a loaded snapshot) and serves post-boot requests under it.
 struct ManagedRun {
     var apiSocket: String?
     var configFile: String?
@@ -18,8 +25,11 @@ struct ManagedRun {
     var initial = VMConfiguration()
     /// Start without waiting for `InstanceStart` (a kernel was given on the command line).
     var startImmediately = false
+    /// The seccomp filters (`--no-seccomp`, `--seccomp-filter`; built-in by default).
+    var seccomp = SeccompPolicy.disabled
 
     func run() throws {
+        Seccomp.processPolicy = seccomp
         let vm = try MicroVM(id: id, configuration: initial, kvm: {
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
         })
@@ -34,9 +44,12 @@ struct ManagedRun {
         } catch {
             throw UsageFailure("\(APIControllerFault(error))")
         }
+        let channel: APIRequestChannel
+        do { channel = try APIRequestChannel() } catch { throw RuntimeFailure("\(error)") }
+        vm.onStop { channel.close() }
         var server: APIServer?
         if let path = apiSocket {
-            let s = APIServer(path: path) { controller.handle($0) }
+            let s = APIServer(path: path) { controller.route($0, execute: channel.call) }
             do { try s.start() } catch { throw UsageFailure("\(error)") }
             server = s
             logger.log(.info, "API server listening on \(path)")
@@ -56,6 +69,16 @@ struct ManagedRun {
         } else if startImmediately {
             try vm.start()
         }
+        var filtered = false
+        repeat {
+            // Last, once the VM runs: the VM's threads exist and filter themselves.
+            if !filtered, vm.state != .notStarted {
+                Seccomp.installOnThreadStart(.control)
+                filtered = true
+            }
+            guard let call = channel.next() else { break }  // closed: the VM stopped
+            channel.answer(controller.respond(to: call))
+        } while true
         let reason = vm.waitForStop()
         vm.shutdown()
         controller.flushMetricsIfConfigured()

@@ -68,7 +68,15 @@ extension RunOptions {
     /// `--api-sock`/`--config-file`: the VM belongs to the API (and the file); the other
     /// options give its starting configuration, and with `--kernel` it starts at once.
     private func runManaged() throws {
+        // These act on a VM the command line builds; under the API, its requests do.
+        for (given, option, instead) in [(restore != nil, "--restore", "PUT /snapshot/load"),
+                                         (migrateFrom != nil, "--migrate-from", "a plain `swiftvmm run --migrate-from`"),
+                                         (snapshotOnSignal != nil, "--snapshot-on-signal", "PUT /snapshot/create"),
+                                         (migrateOnSignal != nil, "--migrate-on-signal", "a plain `swiftvmm run`")] where given {
+            throw ValidationError("\(option) cannot be combined with --api-sock, --config-file or --id: use \(instead)")
+        }
         var m = ManagedRun()
+        m.seccomp = try seccompPolicy()
         m.apiSocket = apiSock
         m.configFile = configFile
         if let id {

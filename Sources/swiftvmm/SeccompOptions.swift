@@ -1,15 +1,25 @@
 import Glibc
 import KVMKit
 
-extension RunOptions {
-    /// `--no-seccomp` / `--seccomp-filter FILE` / the built-in filters (the default).
-    func seccompPolicy() throws -> SeccompPolicy {
+/// `--no-seccomp` / `--seccomp-filter FILE` / the built-in filters (the default), on
+/// `swiftvmm run` and on Firecracker's command line.
+struct SeccompOptions {
+    var noSeccomp: Bool
+    var filterPath: String?
+
+    func policy() throws -> SeccompPolicy {
         if noSeccomp {
-            guard seccompFilter == nil else { throw ValidationError("--no-seccomp and --seccomp-filter exclude each other") }
+            guard filterPath == nil else { throw ValidationError("--no-seccomp and --seccomp-filter exclude each other") }
             return .disabled
         }
-        guard let path = seccompFilter else { return try SeccompPolicy.builtIn() }
+        guard let path = filterPath else { return try SeccompPolicy.builtIn() }
         return .filters(try SeccompFilterFile.parse(try readSmallFile(path, limit: SeccompFilterFile.maxBytes), path: path))
+    }
+}
+
+extension RunOptions {
+    func seccompPolicy() throws -> SeccompPolicy {
+        try SeccompOptions(noSeccomp: noSeccomp, filterPath: seccompFilter).policy()
     }
 }
 

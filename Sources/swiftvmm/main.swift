@@ -7,9 +7,14 @@ let mainStartNanoseconds = monotonicNanoseconds()
 
 do {
     let arguments = Array(CommandLine.arguments.dropFirst())
+    let program = CommandLine.arguments.first ?? ""
+    // Invoked through a link named `jailer` (what tools built for Firecracker's jailer
+    // run; `make build` makes one): `swiftvmm jail`.
+    if program.split(separator: "/").last == "jailer" {
+        try SwiftVMM.main(["jail"] + arguments)
     // `swiftvmm --help` alone is swiftvmm's own help (which points to Firecracker's).
-    if arguments != ["--help"], arguments != ["-h"],
-       FirecrackerCommandLine.applies(program: CommandLine.arguments.first ?? "", arguments: arguments) {
+    } else if arguments != ["--help"], arguments != ["-h"],
+       FirecrackerCommandLine.applies(program: program, arguments: arguments) {
         switch try FirecrackerCommandLine.parse(arguments) {
         case .run(let managed): try managed.run()
         case .version: print("swiftvmm \(APIController.version) (Firecracker API)")

@@ -39,10 +39,19 @@ final class SeccompFilterTests: XCTestCase {
     }
 
     func testEveryKindRefusesOpeningAFileWithTheLogLine() throws {
-        for kind in ThreadKind.allCases {
+        // `control` opens files for post-boot requests (snapshots, drive updates).
+        for kind in ThreadKind.allCases where kind != .control {
             let r = try inFilteredChild(kind) { _ = open("/etc/hostname", O_RDONLY) }
             XCTAssertEqual(r.status, Seccomp.forbiddenCallExitStatus, "\(kind): \(r.stderr)")
             XCTAssertEqual(r.stderr, "swiftvmm: seccomp: \(kind.rawValue) thread made a forbidden system call: openat (257)\n")
+        }
+    }
+
+    func testEveryKindRefusesExecWithTheLogLine() throws {
+        for kind in ThreadKind.allCases {
+            let r = try inFilteredChild(kind) { _ = execv("/bin/true", [strdup("true"), nil]) }
+            XCTAssertEqual(r.status, Seccomp.forbiddenCallExitStatus, "\(kind): \(r.stderr)")
+            XCTAssertEqual(r.stderr, "swiftvmm: seccomp: \(kind.rawValue) thread made a forbidden system call: execve (59)\n")
         }
     }
 
@@ -104,18 +113,22 @@ final class SeccompFilterTests: XCTestCase {
     }
 
     /// Only the device thread may make a socket, a Unix one (vsock's guest-to-host
-    /// connections), and connect it.
+    /// connections), and connect it; only API mode's main thread may open a file (post-boot
+    /// requests: snapshots, drive updates).
     func testNoThreadMayExecOrCreateThreadsOrSockets() throws {
         for kind in ThreadKind.allCases {
             let rules = SeccompAllowLists.rules(for: kind)
             let names = Set(rules.map(\.name))
-            for forbidden in ["execve", "execveat", "clone", "clone3", "fork", "openat", "ptrace", "mount", "setuid"] {
+            for forbidden in ["execve", "execveat", "clone", "clone3", "fork", "ptrace", "mount", "setuid", "open", "creat"] {
                 XCTAssertFalse(names.contains(forbidden), "\(kind) allows \(forbidden)")
             }
-            if kind == .vmm {
+            XCTAssertEqual(names.contains("openat"), kind == .control, "\(kind) and openat")
+            if kind == .vmm || kind == .control {
+                // vsock's Unix sockets; a migration's stream (unix: or tcp:) from the control thread.
+                let families = kind == .vmm ? [AF_UNIX] : [AF_UNIX, AF_INET, AF_INET6]
                 let socket = rules.first { $0.name == "socket" }
                 XCTAssertEqual(socket?.argumentIndex, 0)
-                XCTAssertEqual(socket?.allowedValues.map(\.value), [UInt32(AF_UNIX)], "only Unix sockets")
+                XCTAssertEqual(socket?.allowedValues.map(\.value), families.map { UInt32($0) }, "\(kind): socket families")
             } else {
                 XCTAssertFalse(names.contains("socket"), "\(kind) allows socket")
                 XCTAssertFalse(names.contains("connect"), "\(kind) allows connect")
@@ -138,16 +151,17 @@ final class SeccompFilterTests: XCTestCase {
         XCTAssertThrowsError(try SeccompProgram.compile([SyscallRule("read", ""), SyscallRule("read", "")]))
     }
 
-    func testFilterFileRoundTripsAndFallsBackToVMMForMainAndBlock() throws {
+    func testFilterFileRoundTripsAndFallsBackToVMMForMainControlAndBlock() throws {
         guard case .filters(let programs) = try SeccompPolicy.builtIn() else { return XCTFail("no filters") }
         XCTAssertEqual(try SeccompFilterFile.parse(SeccompFilterFile.serialize(programs), path: "f")[.block]?.map(\.k),
                        programs[.block]?.map(\.k))
-        var noMain = programs
-        noMain[.main] = nil
-        noMain[.block] = nil
-        let parsed = try SeccompFilterFile.parse(SeccompFilterFile.serialize(noMain), path: "f")
+        var firecrackers = programs
+        firecrackers[.main] = nil
+        firecrackers[.control] = nil
+        firecrackers[.block] = nil
+        let parsed = try SeccompFilterFile.parse(SeccompFilterFile.serialize(firecrackers), path: "f")
         for kind in ThreadKind.allCases {
-            let want = kind == .main || kind == .block ? programs[.vmm]! : programs[kind]!
+            let want = kind == .main || kind == .control || kind == .block ? programs[.vmm]! : programs[kind]!
             XCTAssertEqual(parsed[kind]?.map(\.k), want.map(\.k), "\(kind)")
             XCTAssertEqual(parsed[kind]?.map(\.code), want.map(\.code), "\(kind)")
             XCTAssertEqual(parsed[kind]?.map(\.jf), want.map(\.jf), "\(kind)")

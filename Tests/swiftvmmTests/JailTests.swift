@@ -135,7 +135,8 @@ final class JailTests: XCTestCase {
         XCTAssertTrue(text.contains("pid=1"), "PID 1 in its namespace: \(text)")
     }
 
-    /// The static VMM (make build) boots the probe in the jail as the unprivileged user.
+    /// The static VMM (make build) boots the probe in the jail as the unprivileged user,
+    /// the jail started through the `jailer` link `make build` puts next to it.
     func testJailedVMMBootsTheProbe() throws {
         try requireRoot()
         try requireKVMDevice()
@@ -150,7 +151,9 @@ final class JailTests: XCTestCase {
         chmod(kernel, 0o644)
         let disk = try temporaryFile("disk.img", bytes: [UInt8](repeating: 0, count: 1 << 20))
         chown(disk, 4242, 4243)
-        let r = try jail(["--id", "probe-vm", "--exec-file", vmm, "--uid", uid, "--gid", gid, "--chroot-base-dir", base, "--",
+        let jailer = repositoryRoot().appendingPathComponent(".build/release/jailer")
+        XCTAssertEqual(try? FileManager.default.destinationOfSymbolicLink(atPath: jailer.path), "swiftvmm", "make build links jailer → swiftvmm")
+        let r = try runProcess(jailer, ["--id", "probe-vm", "--exec-file", vmm, "--uid", uid, "--gid", gid, "--chroot-base-dir", base, "--",
                           "run", "--kernel", kernel, "--disk", disk, "--rng", "--memory", "64", "--cmdline",
                           "console=ttyS0 probe.run=serial,e820,mmio,virtio,blk,rng probe.blk_crc32=\(crc32Hex([UInt8](repeating: 0, count: 65536)))"],
                          timeout: 60)

@@ -55,21 +55,10 @@ final class SeccompRunTests: XCTestCase {
         XCTAssertEqual(Set(modes), ["0"], "\(modes)")
     }
 
-    /// The built-in programs with one call dropped from one kind's list.
-    func filterFile(dropping name: String, from kind: ThreadKind) throws -> String {
-        var programs: [ThreadKind: [BPFInstruction]] = [:]
-        for k in ThreadKind.allCases {
-            let rules = SeccompAllowLists.rules(for: k).filter { k != kind || $0.name != name }
-            XCTAssertEqual(rules.count, SeccompAllowLists.rules(for: k).count - (k == kind ? 1 : 0), "\(k) lists \(name)")
-            programs[k] = try SeccompProgram.compile(rules)
-        }
-        return try temporaryFile("filters.bpf", bytes: SeccompFilterFile.serialize(programs))
-    }
-
     func assertForbiddenCallEndsTheRun(kind: ThreadKind, call: String, number: Int, extra: [String] = [],
                                        tests: String = "serial,e820,mmio,virtio", file: StaticString = #filePath, line: UInt = #line) throws {
         try requireKVMDevice()
-        let filters = try filterFile(dropping: call, from: kind)
+        let filters = try seccompFilterFile(dropping: call, from: kind)
         let r = try runProcess(swiftvmmExecutable(), ["run", "--kernel", try probeKernel(), "--memory", "64",
                                                       "--cmdline", "console=ttyS0 probe.run=\(tests)", "--seccomp-filter", filters] + extra, timeout: 30)
         XCTAssertEqual(r.status, Seccomp.forbiddenCallExitStatus, r.stderr, file: file, line: line)
@@ -148,4 +137,15 @@ final class SeccompRTCTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("guest reset"), r.stderr)
     }
+}
+
+/// The built-in programs with one call dropped from one kind's list, as a `--seccomp-filter` file.
+func seccompFilterFile(dropping name: String, from kind: ThreadKind, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    var programs: [ThreadKind: [BPFInstruction]] = [:]
+    for k in ThreadKind.allCases {
+        let rules = SeccompAllowLists.rules(for: k).filter { k != kind || $0.name != name }
+        XCTAssertEqual(rules.count, SeccompAllowLists.rules(for: k).count - (k == kind ? 1 : 0), "\(k) lists \(name)", file: file, line: line)
+        programs[k] = try SeccompProgram.compile(rules)
+    }
+    return try temporaryFile("filters.bpf", bytes: SeccompFilterFile.serialize(programs))
 }

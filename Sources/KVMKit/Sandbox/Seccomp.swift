@@ -18,7 +18,8 @@ public enum SeccompPolicy: Sendable {
 
 /// Per-thread seccomp filters. A thread installs its own filter when it starts
 /// (`VCPURunner`; `EventLoop.start(threadKind:)`, `.vmm` for devices, `.api` for the API
-/// server's loop; the main thread once the others run), so each kind has only its own allow-list; a filter is inherited by threads the
+/// server's loop; the main thread once the others run, `.main` or in API mode `.control`),
+/// so each kind has only its own allow-list; a filter is inherited by threads the
 /// filtered thread creates, so the main thread installs its filter last.
 ///
 /// A forbidden call traps: the SIGSYS handler (C, async-signal-safe) writes

@@ -14,6 +14,7 @@ public enum SeccompAllowLists {
         case .block: return block
         case .api: return api
         case .main: return main
+        case .control: return control
         }
     }
 
@@ -96,17 +97,17 @@ public enum SeccompAllowLists {
         SyscallRule("ftruncate", "qcow2: the file grows by a cluster for a copy-on-write allocation"),
     ] + runtime
 
-    /// The API thread: a Unix-socket HTTP server that hands requests to the VMM.
+    /// The API thread: a Unix-socket HTTP server that parses and routes requests and hands
+    /// them to the VMM thread (`APIRequestChannel`); it opens nothing and drives no KVM fd.
     static let api: [SyscallRule] = [
-        SyscallRule("epoll_wait", "waits for clients and the stop signal"),
-        SyscallRule("epoll_pwait", "epoll_wait as newer glibc issues it"),
+        SyscallRule("epoll_wait", "waits for clients, its timer and the stop signal"),
         SyscallRule("epoll_ctl", "clients come and go"),
         SyscallRule("accept4", "takes a client"),
-        SyscallRule("read", "request bytes; eventfd wake-ups"),
-        SyscallRule("recvfrom", "request bytes (recv)"),
+        SyscallRule("read", "request bytes; eventfd and timerfd wake-ups"),
         SyscallRule("sendto", "response bytes (send with MSG_NOSIGNAL)"),
-        SyscallRule("shutdown", "ends a client's connection"),
         SyscallRule("close", "closes a client"),
+        SyscallRule("timerfd_settime", "arms the timer for the earliest request, write or accept back-off deadline"),
+        SyscallRule("poll", "waits for the VMM thread's answer (an eventfd)"),
         SyscallRule("ioctl", "tcsetattr in the crash clean-up", argument: 1, allowed: ioctl(terminal)),
     ] + runtime
 
@@ -125,6 +126,44 @@ public enum SeccompAllowLists {
         SyscallRule("pwrite64", "a qcow2 disk closing at teardown writes its metadata back and clears the dirty bit"),
         SyscallRule("fdatasync", "a qcow2 disk closing at teardown orders its metadata writes"),
         SyscallRule("ioctl", "the terminal is restored at exit", argument: 1, allowed: ioctl(["TCGETS"] + terminal)),
+    ] + runtime
+
+    /// The main thread of an API-driven VM once the VM runs: it waits for the API thread's
+    /// requests, executes the post-boot ones (pause and resume, snapshots, drive updates,
+    /// metrics, Ctrl-Alt-Del), then tears down as `main` does.
+    static let control: [SyscallRule] = [
+        SyscallRule("read", "waits on the API thread's request eventfd"),
+        SyscallRule("poll", "waits for a request; the console's last output waits (bounded) for a slow client"),
+        SyscallRule("close", "snapshot and drive files; teardown closes the VM, vCPU, device and console fds"),
+        SyscallRule("openat", "PUT /snapshot/create writes its files (and reads a Diff's base); PATCH /drives opens the new image; PUT /logger and /metrics open theirs"),
+        SyscallRule("newfstatat", "a new drive image's size; the API and vsock socket files are checked to be still ours before they are removed"),
+        SyscallRule("flock", "a new drive image is locked against a second writer"),
+        SyscallRule("fdatasync", "the old drive image is flushed before it is swapped out"),
+        SyscallRule("ftruncate", "the snapshot memory file is sized"),
+        SyscallRule("pwrite64", "snapshot memory pages"),
+        SyscallRule("pread64", "a Diff snapshot copies its base's pages"),
+        SyscallRule("fsync", "snapshot files and their directory reach the disk before the answer"),
+        SyscallRule("rename", "a snapshot file replaces the old one whole (written under a temporary name)"),
+        SyscallRule("link", "the previous memory file is kept until the new state file is in place"),
+        SyscallRule("unlink", "that previous memory file is removed; the API and console socket files at exit"),
+        SyscallRule("getrandom", "the random token that ties a snapshot's state file to its memory file"),
+        SyscallRule("epoll_ctl", "teardown unregisters devices and the console"),
+        SyscallRule("shutdown", "the console drops its client at teardown"),
+        SyscallRule("sendto", "the console's last output to a socket client (send with MSG_NOSIGNAL); PUT /vm.send-migration's stream"),
+        SyscallRule("socket", "PUT /vm.send-migration opens a stream to its destination (unix: or tcp:)",
+                    argument: 0, allowed: named(["AF_UNIX": AF_UNIX, "AF_INET": AF_INET, "AF_INET6": AF_INET6])),
+        SyscallRule("connect", "that stream connects to the destination"),
+        SyscallRule("recvfrom", "the destination's answers on that stream (recv)"),
+        SyscallRule("setsockopt", "a tcp: migration stream sends pages without Nagle's delay (TCP_NODELAY)",
+                    argument: 1, allowed: named(["IPPROTO_TCP": Int32(IPPROTO_TCP)])),
+        SyscallRule("ioctl", "pause (KVMCLOCK_CTRL) and a snapshot's vCPU, VM and host state; dirty logging switched on and off for a migration's rounds (SET_USER_MEMORY_REGION); the interrupt a drive update raises; a block device's size; the terminal is restored at exit",
+                    argument: 1, allowed: ioctl(["KVM_KVMCLOCK_CTRL", "KVM_CHECK_EXTENSION", "KVM_GET_MSR_INDEX_LIST",
+                                                 "KVM_GET_SUPPORTED_CPUID", "KVM_GET_REGS", "KVM_GET_SREGS", "KVM_GET_FPU",
+                                                 "KVM_GET_XSAVE2", "KVM_GET_XCRS", "KVM_GET_DEBUGREGS", "KVM_GET_MSRS",
+                                                 "KVM_GET_LAPIC", "KVM_GET_MP_STATE", "KVM_GET_VCPU_EVENTS", "KVM_GET_TSC_KHZ",
+                                                 "KVM_GET_CPUID2", "KVM_GET_IRQCHIP", "KVM_GET_PIT2", "KVM_GET_CLOCK",
+                                                 "KVM_GET_DIRTY_LOG", "KVM_SET_USER_MEMORY_REGION", "KVM_IRQ_LINE", "BLKGETSIZE64",
+                                                 "TCGETS"] + terminal)),
     ] + runtime
 
     /// tcsetattr's requests: the console's exit clean-up restores the terminal.

@@ -5,8 +5,9 @@
 /// u64 instruction count and the instructions, each one `struct sock_filter` read as a u64.
 ///
 /// Names are Firecracker's thread categories `vmm`, `api`, `vcpu`, all three required, and
-/// optionally `main` and `block` (Firecracker has neither a separate main thread nor disk
-/// I/O threads; without them those threads get the `vmm` program).
+/// optionally `main`, `control` and `block` (Firecracker has no separate main thread, its
+/// VMM thread executes the API's requests, and it has no disk I/O threads; without them
+/// those threads get the `vmm` program).
 public enum SeccompFilterFile {
     /// Firecracker's limit on the file, against allocation attacks through huge counts.
     public static let maxBytes = 100_000
@@ -30,7 +31,7 @@ public enum SeccompFilterFile {
             guard nameLength <= 16, bytes.count - at >= Int(nameLength) else { throw bad("bad name length \(nameLength) at byte \(at - 8)") }
             let name = String(decoding: bytes[at..<at + Int(nameLength)], as: UTF8.self)
             at += Int(nameLength)
-            guard let kind = ThreadKind(rawValue: name) else { throw bad("unknown thread category \"\(name)\" (use vmm, api, vcpu, main, block)") }
+            guard let kind = ThreadKind(rawValue: name) else { throw bad("unknown thread category \"\(name)\" (use vmm, api, vcpu, main, control, block)") }
             guard programs[kind] == nil else { throw bad("thread category \(name) appears twice") }
             let count = try u64("the \(name) instruction count")
             guard count >= 1, count <= UInt64(SeccompProgram.maxInstructions) else {
@@ -49,7 +50,7 @@ public enum SeccompFilterFile {
         for kind in [ThreadKind.vmm, .api, .vcpu] where programs[kind] == nil {
             throw bad("no program for thread category \(kind.rawValue)")
         }
-        for kind in [ThreadKind.main, .block] where programs[kind] == nil { programs[kind] = programs[.vmm] }
+        for kind in [ThreadKind.main, .control, .block] where programs[kind] == nil { programs[kind] = programs[.vmm] }
         return programs
     }
 

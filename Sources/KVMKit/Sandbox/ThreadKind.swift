@@ -12,4 +12,8 @@ public enum ThreadKind: String, CaseIterable, Sendable {
     case api
     /// The process's main thread once the VM runs: waits for the end, then tears down.
     case main
+    /// The main thread of a VM driven by the control API, once the VM runs: executes the
+    /// requests the API thread hands it (pause, snapshots, drive updates, metrics), waits
+    /// for the end, then tears down (Firecracker's VMM thread).
+    case control
 }

@@ -5,7 +5,7 @@ import VirtioDevices
 
 /// Executes routed API requests against one `MicroVM`: Firecracker's pre-boot and
 /// post-boot rules, its responses (204 for changes, JSON for reads) and its fault bodies.
-/// Runs on the API thread (or the main thread for `--config-file`); every request either
+/// Runs on the VMM thread (requests reach it through an `APIRequestChannel`); every request either
 /// takes effect whole or answers 400 with nothing changed.
 public final class APIController: Sendable {
     public static let appName = "swiftvmm"
@@ -20,22 +20,34 @@ public final class APIController: Sendable {
         self.logger = logger
     }
 
-    /// The API server's handler: route, execute, answer.
+    /// The API server's handler when one thread does everything (tests, the library):
+    /// route, execute, answer.
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        route(request) { respond(to: $0) }
+    }
+
+    /// The API thread's half: route, then hand the request to `execute` (the VMM thread,
+    /// through an `APIRequestChannel`); a request the router refuses is answered here.
+    public func route(_ request: HTTPRequest, execute: (APICall) -> HTTPResponse) -> HTTPResponse {
         switch FirecrackerAPI.route(request) {
         case .failure(let e):
             logger.log(.warning, "\(request.method.rawValue) \(request.path): \(e.status.code) \(e.message)", thread: "api")
             return e.response
         case .success(let r):
-            do {
-                let response = try execute(r)
-                logger.log(.info, "\(request.method.rawValue) \(request.path): \(response.status.code)", thread: "api")
-                return response
-            } catch {
-                let e = APIController.fault(error)
-                logger.log(.warning, "\(request.method.rawValue) \(request.path): \(e.status.code) \(e.message)", thread: "api")
-                return e.response
-            }
+            return execute(APICall(r, line: "\(request.method.rawValue) \(request.path)"))
+        }
+    }
+
+    /// The VMM thread's half: execute a routed request and log the outcome.
+    public func respond(to call: APICall) -> HTTPResponse {
+        do {
+            let response = try execute(call.request)
+            logger.log(.info, "\(call.line): \(response.status.code)", thread: "vmm")
+            return response
+        } catch {
+            let e = APIController.fault(error)
+            logger.log(.warning, "\(call.line): \(e.status.code) \(e.message)", thread: "vmm")
+            return e.response
         }
     }
 
@@ -99,17 +111,17 @@ public final class APIController: Sendable {
             do { try vm.start() } catch let e as VMError { throw e } catch {
                 throw APIError(.badRequest, "Start microvm error: \(error)")
             }
-            logger.log(.info, "microVM started", thread: "api")
+            logger.log(.info, "microVM started", thread: "vmm")
         case .action(.sendCtrlAltDel):
             try vm.sendCtrlAltDel()
         case .action(.flushMetrics):
             try flushMetrics()
         case .patchVM(.paused):
             try vm.pause()
-            logger.log(.info, "microVM paused", thread: "api")
+            logger.log(.info, "microVM paused", thread: "vmm")
         case .patchVM(.resumed):
             try vm.resume()
-            logger.log(.info, "microVM resumed", thread: "api")
+            logger.log(.info, "microVM resumed", thread: "vmm")
         case .putLogger(let l):
             try configureLogger(l)
         case .putMetrics(let m):
@@ -143,14 +155,14 @@ public final class APIController: Sendable {
         case .createSnapshot(let s):
             let r = try vm.createSnapshot(snapshotPath: s.snapshotPath, memPath: s.memFilePath,
                                           type: s.snapshotType == .diff ? .diff : .full)
-            logger.log(.info, "snapshot (\(s.snapshotType.rawValue)) created in \(r.milliseconds) ms", thread: "api")
+            logger.log(.info, "snapshot (\(s.snapshotType.rawValue)) created in \(r.milliseconds) ms", thread: "vmm")
         case .loadSnapshot(let l):
             guard l.memBackend.backendType == .file else {
                 throw APIError(.badRequest, "only the File memory backend is supported (Uffd is not)")
             }
             try vm.loadSnapshot(snapshotPath: l.snapshotPath, memPath: l.memBackend.backendPath, resume: l.resumeVM,
                                 trackDirtyPages: l.trackDirtyPages)
-            logger.log(.info, "snapshot loaded", thread: "api")
+            logger.log(.info, "snapshot loaded", thread: "vmm")
         case .sendMigration(let m):
             // Returns once the destination runs the guest; this VM has then stopped and the
             // process ends after the answer. A failure leaves the guest running here.
@@ -160,14 +172,14 @@ public final class APIController: Sendable {
             } catch let e as VMError { throw e } catch {
                 throw APIError(.internalServerError, "migration to \(m.destination) failed, the VM keeps running here: \(error)")
             }
-            logger.log(.info, "migrated to \(m.destination): \(report)", thread: "api")
+            logger.log(.info, "migrated to \(m.destination): \(report)", thread: "vmm")
             return .json(report.json)
         case .receiveMigration(let r):
             // Blocks the API until a source has sent the VM (as Cloud Hypervisor's does).
             do { try vm.receiveMigration(from: r.receiver) } catch let e as VMError { throw e } catch {
                 throw APIError(.internalServerError, "receiving a migration on \(r.receiver) failed: \(error)")
             }
-            logger.log(.info, "migration received on \(r.receiver): the guest runs here", thread: "api")
+            logger.log(.info, "migration received on \(r.receiver): the guest runs here", thread: "vmm")
         case .getBalloon, .putBalloon, .patchBalloon, .getBalloonStatistics, .patchBalloonStatistics:
             throw APIError(.badRequest, "the balloon device is not supported by swiftvmm")
         }

@@ -32,3 +32,15 @@ public enum APIRequest: Sendable, Equatable {
     case getBalloonStatistics
     case patchBalloonStatistics(FirecrackerAPI.BalloonStatsUpdate)
 }
+
+/// A routed request on its way from the API thread to the VMM thread, with its request
+/// line ("PUT /actions") for the log.
+public struct APICall: Sendable, Equatable {
+    public var request: APIRequest
+    public var line: String
+
+    public init(_ request: APIRequest, line: String) {
+        self.request = request
+        self.line = line
+    }
+}

@@ -94,7 +94,7 @@ public final class APIServer: @unchecked Sendable {
             self.loop = loop
             try loop.register(fd: listenFD, events: .readable) { [unowned self] _ in self.acceptClients() }
             try loop.register(fd: timer.fd, events: .readable) { [unowned self] _ in self.timerFired() }
-            try loop.start(name: "swiftvmm-api")
+            try loop.start(name: "swiftvmm-api", threadKind: .api)
         } catch let e as EventLoopError {
             cleanUp()
             throw APIServerError.systemCall("event loop", errno: 0, context: e.description)
