@@ -8,7 +8,8 @@ struct BlockJob {
     let status: UInt64
     let request: BlockRequest
     let memory: GuestMemory
-    let sequence: UInt64
+    /// Submission order (set by `submit`).
+    var sequence: UInt64 = 0
     /// The device activation it belongs to; a reset makes older jobs stale.
     let generation: UInt64
 
@@ -130,14 +131,16 @@ final class BlockIOThreads: @unchecked Sendable {
         locked { inFlight -= 1; pthread_cond_broadcast(idle) }
     }
 
+    /// Signalled after the unlock, so the woken thread does not block on the mutex at once.
     func submit(_ job: BlockJob) {
+        var job = job
         locked {
+            nextSequence &+= 1
+            job.sequence = nextSequence
             pending.append(job)
-            pthread_cond_signal(jobReady)
         }
+        pthread_cond_signal(jobReady)
     }
-
-    func sequence() -> UInt64 { locked { nextSequence &+= 1; return nextSequence } }
 
     /// The driver reset the device: drop queued jobs and wait for executing ones (they
     /// write guest buffers); their completions are dropped. Publishing threads may be
