@@ -43,7 +43,7 @@ struct BlockCompletion {
 ///
 /// Two condition variables, so a new job wakes one idle thread, not all of them and not
 /// the pause/reset waiters: waking every thread per request cost ~20 context switches
-/// per 4 KiB request on a 2-core host (docs/qcow2.md, "Figures").
+/// per 4 KiB request on a 2-core host (docs/qcow2.md, "What costs what").
 final class BlockIOThreads: @unchecked Sendable {
     typealias Execute = (BlockJob) -> BlockCompletion
     typealias Publish = ([BlockCompletion]) -> Void
