@@ -165,7 +165,7 @@ public final class VirtioBlock: VirtioDevice {
                     return
                 }
                 io.submit(BlockJob(head: chain.head, status: statusAddress, request: request, memory: memory,
-                                   sequence: io.sequence(), generation: generation))
+                                   generation: generation))
             } catch {
                 // Malformed: answered here, in this batch.
                 io.unreserve()

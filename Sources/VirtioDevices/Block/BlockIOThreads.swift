@@ -8,7 +8,8 @@ struct BlockJob {
     let status: UInt64
     let request: BlockRequest
     let memory: GuestMemory
-    let sequence: UInt64
+    /// Submission order (set by `submit`).
+    var sequence: UInt64 = 0
     /// The device activation it belongs to; a reset makes older jobs stale.
     let generation: UInt64
 
@@ -39,6 +40,10 @@ struct BlockCompletion {
 /// Owner: `VirtioBlock`, which starts the threads with the device and stops and joins
 /// them in `shutdown()`. The lock guards only this queue; it is never held across I/O,
 /// and `publish` (which takes the transport's lock) is called without it.
+///
+/// Two condition variables, so a new job wakes one idle thread, not all of them and not
+/// the pause/reset waiters: waking every thread per request cost ~20 context switches
+/// per 4 KiB request on a 2-core host (docs/qcow2.md, "What costs what").
 final class BlockIOThreads: @unchecked Sendable {
     typealias Execute = (BlockJob) -> BlockCompletion
     typealias Publish = ([BlockCompletion]) -> Void
@@ -47,7 +52,10 @@ final class BlockIOThreads: @unchecked Sendable {
     static let batchLimit = 32
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// I/O threads wait here for a runnable job (or `stopping`).
+    private let jobReady = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// `pause()` and `reset()` wait here for `inFlight` / `executing` to drain.
+    private let idle = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var pending: [BlockJob] = []
     /// (sequence, isWrite) of the jobs being executed.
     private var executing: [(sequence: UInt64, isWrite: Bool)] = []
@@ -65,9 +73,11 @@ final class BlockIOThreads: @unchecked Sendable {
     init(threads count: Int, name: String, execute: @escaping Execute) throws {
         self.execute = execute
         mutex.initialize(to: pthread_mutex_t())
-        changed.initialize(to: pthread_cond_t())
+        jobReady.initialize(to: pthread_cond_t())
+        idle.initialize(to: pthread_cond_t())
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(changed, nil)
+        pthread_cond_init(jobReady, nil)
+        pthread_cond_init(idle, nil)
         for _ in 0..<max(1, count) {
             let context = Unmanaged.passRetained(self).toOpaque()
             var thread: pthread_t = 0
@@ -87,9 +97,11 @@ final class BlockIOThreads: @unchecked Sendable {
     }
 
     deinit {
-        pthread_cond_destroy(changed)
+        pthread_cond_destroy(jobReady)
+        pthread_cond_destroy(idle)
         pthread_mutex_destroy(mutex)
-        changed.deallocate()
+        jobReady.deallocate()
+        idle.deallocate()
         mutex.deallocate()
     }
 
@@ -116,17 +128,19 @@ final class BlockIOThreads: @unchecked Sendable {
     }
 
     func unreserve() {
-        locked { inFlight -= 1; pthread_cond_broadcast(changed) }
+        locked { inFlight -= 1; pthread_cond_broadcast(idle) }
     }
 
+    /// Signalled after the unlock, so the woken thread does not block on the mutex at once.
     func submit(_ job: BlockJob) {
+        var job = job
         locked {
+            nextSequence &+= 1
+            job.sequence = nextSequence
             pending.append(job)
-            pthread_cond_broadcast(changed)
         }
+        pthread_cond_signal(jobReady)
     }
-
-    func sequence() -> UInt64 { locked { nextSequence &+= 1; return nextSequence } }
 
     /// The driver reset the device: drop queued jobs and wait for executing ones (they
     /// write guest buffers); their completions are dropped. Publishing threads may be
@@ -139,8 +153,8 @@ final class BlockIOThreads: @unchecked Sendable {
             inFlight -= pending.count + done.count
             pending.removeAll()
             done.removeAll()
-            while !executing.isEmpty { pthread_cond_wait(changed, mutex) }
-            pthread_cond_broadcast(changed)
+            while !executing.isEmpty { pthread_cond_wait(idle, mutex) }
+            pthread_cond_broadcast(idle)
         }
     }
 
@@ -150,7 +164,7 @@ final class BlockIOThreads: @unchecked Sendable {
     func pause() {
         locked {
             paused = true
-            while inFlight > 0 { pthread_cond_wait(changed, mutex) }
+            while inFlight > 0 { pthread_cond_wait(idle, mutex) }
         }
     }
 
@@ -160,7 +174,7 @@ final class BlockIOThreads: @unchecked Sendable {
     func stop() {
         let joined: [pthread_t] = locked {
             stopping = true
-            pthread_cond_broadcast(changed)
+            pthread_cond_broadcast(jobReady)
             let t = threads
             threads.removeAll()
             return t
@@ -190,7 +204,7 @@ final class BlockIOThreads: @unchecked Sendable {
         while true {
             guard let job = takeRunnable() else {
                 if stopping && pending.isEmpty { break }
-                pthread_cond_wait(changed, mutex)
+                pthread_cond_wait(jobReady, mutex)
                 continue
             }
             executing.append((job.sequence, job.isWrite))
@@ -210,7 +224,11 @@ final class BlockIOThreads: @unchecked Sendable {
                 pthread_mutex_lock(mutex)
                 inFlight -= batch.count
             }
-            pthread_cond_broadcast(changed)
+            // This thread takes the next runnable job itself; others are woken only for a
+            // flush that this write may have unblocked (the loop would take it only after
+            // its next job otherwise).
+            if job.isWrite && pending.contains(where: { $0.isFlush }) { pthread_cond_broadcast(jobReady) }
+            pthread_cond_broadcast(idle)
         }
         pthread_mutex_unlock(mutex)
     }
