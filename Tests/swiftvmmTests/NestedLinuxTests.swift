@@ -21,7 +21,8 @@ final class NestedLinuxTests: XCTestCase {
 
     /// Scenario numbers, in script order.
     enum Scenario: Int {
-        case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability, api
+        case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability, api,
+             snapshot, restore, migration
     }
 
     /// The script's scenarios, in order, each as its block of lines (from its "# N:" line).
@@ -35,6 +36,13 @@ final class NestedLinuxTests: XCTestCase {
         }
         return out
     }
+
+    /// Lines the sequence guests of scenarios 12–14 append to their disk and console.
+    static let sequenceLength = 60
+
+    /// Typed into the guest: mount the ext4 disk, then in the background append `seq-N.`
+    /// to /mnt/seq and print it, every 0.5 s, N = 1…sequenceLength; unmount and power off.
+    static let sequenceLoop = "mount /dev/vda /mnt && (i=0; while [ $i -lt \(sequenceLength) ]; do i=$((i+1)); echo seq-$i. >>/mnt/seq; echo seq-$i.; sleep 0.5; done; sync; umount /mnt && echo seq-\"done\"; poweroff -f) &"
 
     static func script(dir: String) -> String {
         let kernel = "guests/out/linux/vmlinuz", initrd = "guests/out/linux/initramfs.cpio.gz"
@@ -110,13 +118,36 @@ final class NestedLinuxTests: XCTestCase {
         ? tick-
         ? tick-
         @ stop --api-sock /run/vm.sock
+        # 12: snapshot (issue 11): the guest appends sequence numbers to a file on its ext4
+        # disk and to the console; `swiftvmm snapshot` pauses it and writes the state and
+        # memory files (disks flushed first), then the VMM is killed
+        \(base) --disk \(dir)/seq.ext4 --api-sock /run/s.sock --cmdline "console=ttyS0 quiet"
+        ? SWIFTVMM-READY
+        < \(sequenceLoop)
+        ? seq-10.
+        @ snapshot --api-sock /run/s.sock /run/snap.state /run/snap.mem --leave-paused
+        ! KILL
+        # 13: restored by a new process from those files: the sequence goes on to its end,
+        # the disk is unmounted, the guest powers off
+        run --restore /run/snap.state,/run/snap.mem
+        ? seq-done
+        # 14: live migration between two swiftvmm processes in L1 while the guest appends:
+        # the destination waits on a Unix socket, `swiftvmm migrate` moves the VM through
+        # the source's API; the destination's console is printed once its guest is done
+        \(base) --disk \(dir)/mig.ext4 --api-sock /run/m.sock --cmdline "console=ttyS0 quiet"
+        ? SWIFTVMM-READY
+        $ swiftvmm run --migrate-from unix:/run/mig.sock </dev/null >/tmp/destination.out 2>&1 & i=0; while [ ! -S /run/mig.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+        < \(sequenceLoop)
+        ? seq-10.
+        @ migrate --api-sock /run/m.sock --to unix:/run/mig.sock
+        $ i=0; while ! grep -q 'seq-d[o]ne' /tmp/destination.out && [ $i -lt 2400 ]; do sleep 0.2; i=$((i+1)); done; sleep 2; echo DESTINATION-OUTPUT-BEGIN; cat /tmp/destination.out; echo; echo DESTINATION-OUTPUT-END
         """
     }
 
     override class func setUp() {
         super.setUp()
         let root = repositoryRoot()
-        for tool in ["/usr/bin/qemu-system-x86_64", "/sbin/mkfs.ext4", "/sbin/debugfs", "/usr/bin/flock"] where !FileManager.default.fileExists(atPath: tool) {
+        for tool in ["/usr/bin/qemu-system-x86_64", "/sbin/mkfs.ext4", "/sbin/debugfs", "/sbin/e2fsck", "/usr/bin/flock"] where !FileManager.default.fileExists(atPath: tool) {
             runError = "\(tool) is missing (make test installs qemu-system-x86 and e2fsprogs)"
             return
         }
@@ -130,6 +161,12 @@ final class NestedLinuxTests: XCTestCase {
             truncate("\(dir)/data.ext4", 160 << 20)
             let mkfs = try runProcess(URL(fileURLWithPath: "/sbin/mkfs.ext4"), ["-q", "-F", "\(dir)/data.ext4"], timeout: 60)
             guard mkfs.status == 0 else { runError = "mkfs.ext4 failed: \(mkfs.stderr)"; return }
+            for name in ["seq.ext4", "mig.ext4"] {
+                _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: nil)
+                truncate("\(dir)/\(name)", 32 << 20)
+                let r = try runProcess(URL(fileURLWithPath: "/sbin/mkfs.ext4"), ["-q", "-F", "\(dir)/\(name)"], timeout: 60)
+                guard r.status == 0 else { runError = "mkfs.ext4 failed: \(r.stderr)"; return }
+            }
             for (name, size) in [("second.img", 1 << 20), ("probe.img", 1 << 20), ("durable.img", 8 << 20), ("api.img", 1 << 20)] {
                 _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(count: size))
             }
@@ -350,5 +387,82 @@ final class NestedLinuxTests: XCTestCase {
         XCTAssertEqual(ticks, Array(1...max(1, ticks.count)), "the count has a gap or a repeat")
         XCTAssertTrue(inv.output.contains("reboot: Restarting system"), "Ctrl-Alt-Del reached Linux:\n\(inv.output)")
         XCTAssertTrue(inv.output.contains("swiftvmm: guest reset"), inv.output)
+    }
+
+    /// The numbers of the complete `seq-N.` lines in `text`, in order (a line may start
+    /// with the guest shell's prompt; the echoed command has `seq-$i.`, no digits).
+    func sequence(_ text: String) -> [Int] {
+        text.split(whereSeparator: { $0.isNewline }).compactMap { l in
+            guard let r = l.range(of: #"seq-[0-9]+\.\s*$"#, options: .regularExpression) else { return nil }
+            return Int(l[r].dropFirst(4).prefix { $0.isNumber })
+        }
+    }
+
+    /// The console's sequence across a hand-over (snapshot → restore, source →
+    /// destination): 1…sequenceLength, each once, in order. The VM stops at an arbitrary
+    /// instruction, so the one line being printed then may be split between the two
+    /// processes: that number is excused only when `before` ends with a proper prefix of it.
+    func assertSequenceAcrossHandOver(before: String, after: String, file: StaticString = #filePath, line: UInt = #line) {
+        let a = sequence(before), b = sequence(after)
+        XCTAssertFalse(a.isEmpty, "no sequence before the hand-over:\n\(before)", file: file, line: line)
+        XCTAssertFalse(b.isEmpty, "no sequence after the hand-over:\n\(after)", file: file, line: line)
+        guard let last = a.last, let first = b.first else { return }
+        var expected = Array(1...Self.sequenceLength)
+        if first == last + 2 {
+            let fragment = before.split(whereSeparator: { $0.isNewline }).last { $0.contains("seq-") }
+                .map { l in String(l[l.range(of: "seq-", options: .backwards)!.lowerBound...]).trimmingCharacters(in: .whitespaces) } ?? ""
+            let whole = "seq-\(last + 1)."
+            XCTAssertTrue(whole.hasPrefix(fragment) && fragment != whole,
+                          "seq-\(last + 1) is missing on the console and not split at the hand-over (\"\(fragment)\")", file: file, line: line)
+            expected.removeAll { $0 == last + 1 }
+        }
+        XCTAssertEqual(a + b, expected, "the console's sequence has a gap or a repeat", file: file, line: line)
+    }
+
+    /// The disk's record: /seq on the ext4 image holds seq-1. … seq-N. once each, and
+    /// `e2fsck -n -f` finds the file system clean.
+    func assertDiskSequence(_ image: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let dump = "\(image).seq"
+        let r = try runProcess(URL(fileURLWithPath: "/sbin/debugfs"), ["-R", "dump /seq \(dump)", image], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        let text = (try? String(contentsOfFile: dump, encoding: .utf8)) ?? ""
+        XCTAssertEqual(text, (1...Self.sequenceLength).map { "seq-\($0).\n" }.joined(), "the file on the disk", file: file, line: line)
+        let fsck = try runProcess(URL(fileURLWithPath: "/sbin/e2fsck"), ["-n", "-f", image], timeout: 60)
+        XCTAssertEqual(fsck.status, 0, "e2fsck -n -f \(image): \(fsck.stdout)\(fsck.stderr)", file: file, line: line)
+    }
+
+    /// Issue 11: snapshot of a running stock-kernel guest, the VMM killed, restored by a
+    /// new process: the sequence on the console and on the disk has no gap and no repeat.
+    func testSnapshotKillRestoreKeepsTheSequence() throws {
+        let snap = try invocation(.snapshot), restored = try invocation(.restore)
+        let clients = lines(snap).filter { $0.hasPrefix("NESTED-CLIENT-EXIT ") }
+        XCTAssertEqual(clients.count, 1, snap.output)
+        XCTAssertTrue(clients.allSatisfy { $0.hasSuffix(" 0") }, "swiftvmm snapshot failed:\n\(snap.output)")
+        XCTAssertNotEqual(snap.exitCode, 0, "the snapshotted VMM was killed")
+        XCTAssertEqual(restored.exitCode, 0, restored.output)
+        XCTAssertTrue(lines(restored).contains { $0.hasSuffix("seq-done") }, restored.output)
+        assertSequenceAcrossHandOver(before: snap.output, after: restored.output)
+        try assertDiskSequence("\(Self.workDir)/seq.ext4")
+    }
+
+    /// Issue 11: live migration between two swiftvmm processes in L1 through the source's
+    /// API while the guest appends: the source exits 0 after the hand-over, the sequence
+    /// goes on in the destination without gap or repeat, the disk checks clean.
+    func testLiveMigrationKeepsTheSequence() throws {
+        let inv = try invocation(.migration)
+        XCTAssertEqual(inv.exitCode, 0, "the source exits 0 after the hand-over:\n\(inv.output)")
+        XCTAssertTrue(inv.output.contains("migrated to unix:/run/mig.sock"), inv.output)
+        let clients = lines(inv).filter { $0.hasPrefix("NESTED-CLIENT-EXIT ") }
+        XCTAssertEqual(clients.count, 1, inv.output)
+        XCTAssertTrue(clients.allSatisfy { $0.hasSuffix(" 0") }, "swiftvmm migrate failed:\n\(inv.output)")
+        guard let begin = inv.output.range(of: "DESTINATION-OUTPUT-BEGIN"),
+              let end = inv.output.range(of: "DESTINATION-OUTPUT-END", range: begin.upperBound..<inv.output.endIndex) else {
+            return XCTFail("no destination output:\n\(inv.output)")
+        }
+        let destination = String(inv.output[begin.upperBound..<end.lowerBound])
+        XCTAssertTrue(destination.contains("seq-done"), destination)
+        assertSequenceAcrossHandOver(before: String(inv.output[..<begin.lowerBound]), after: destination)
+        try assertDiskSequence("\(Self.workDir)/mig.ext4")
+        if let report = lines(inv).first(where: { $0.contains("\"downtime_ms\"") }) { print("nested migration: \(report)") }
     }
 }
