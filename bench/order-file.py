@@ -9,7 +9,7 @@
 The executed functions come from valgrind's callgrind (every function entered, not a
 sample) over two runs of the probe with the memory benchmark's devices (one disk, rng):
 its self-tests (probe.run=all), and its shell idling, then `poweroff` typed in; with the
-API socket open (`--api-sock`) as in the memory benchmark. A stale
+API socket open, vsock and a network interface, as in the memory benchmark. A stale
 file costs memory, not correctness: functions missing from it are laid out as usual.
 """
 import os
@@ -31,9 +31,18 @@ def executed(binary, cmdline, stdin, tmp, n):
     # --demangle=no: the names as nm prints them (the C++ runtime's included).
     cmd = ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", binary, "run", "--kernel", PROBE,
            "--cmdline", cmdline, "--memory", "128", "--disk", img, "--rng"]
-    # The memory benchmark's configuration: the API socket open and idle, once it exists.
-    if "--api-sock" in subprocess.run([binary, "run", "--help"], capture_output=True, text=True).stdout:
+    # The memory benchmark's configuration (bench/run.py, swiftvmm_extra_args): the API
+    # socket open and idle, vsock, and a network interface on a tap it creates (as root).
+    run_help = subprocess.run([binary, "run", "--help"], capture_output=True, text=True).stdout
+    if "--api-sock" in run_help:
         cmd += ["--api-sock", os.path.join(tmp, f"api-{n}.sock")]
+    if "--vsock" in run_help:
+        cmd += ["--vsock", f"cid=3,uds={os.path.join(tmp, f'v-{n}.sock')}"]
+    if "--net" in run_help and os.geteuid() == 0:
+        cmd += ["--net", f"tap=svorder{os.getpid() % 10000}x{n}"]
+    # valgrind does not implement seccomp(2): the filters' own set-up code stays unordered.
+    if "--no-seccomp" in run_help:
+        cmd += ["--no-seccomp"]
     p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=600)
     if p.returncode != 0:
         sys.exit(f"order-file: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr.decode(errors='replace')[-2000:]}")

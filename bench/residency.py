@@ -6,7 +6,8 @@ code or data the resident pages hold.
     bench/residency.py [--pid PID] [--binary PATH]
 
 Without --pid it starts swiftvmm as `make bench` does for memory (probe shell idling,
-128 MiB, one disk, rng, and SWIFTVMM_BENCH_EXTRA), waits for the prompt and 0.3 s, reads,
+128 MiB, one disk, rng, the API socket, vsock, a network interface as root, and
+SWIFTVMM_BENCH_EXTRA), waits for the prompt and 0.3 s, reads,
 then powers the VM off. Resident pages come from /proc/PID/pagemap (root: present bit);
 each page's bytes are split among the symbols (nm, with sizes) that overlap it; bytes no
 symbol covers (alignment, unnamed tables) are listed as such.
@@ -146,7 +147,8 @@ def main():
         img = os.path.join(tmp, "disk.img")
         with open(img, "wb") as f:
             f.truncate(bench.SCRATCH_MIB << 20)
-        feat = {"api_sock": "--api-sock" in bench.help_text("run")}
+        run_help = bench.help_text("run")
+        feat = {k: f"--{k.replace('_', '-')}" in run_help for k in ("api_sock", "net", "vsock")}
         r = bench.start_idle_vm("swiftvmm", img, True, bench.swiftvmm_extra_args(feat, tmp, 0))
         try:
             time.sleep(0.3)

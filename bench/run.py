@@ -314,12 +314,17 @@ def smaps_overhead(pid, guest_bytes):
 
 
 def swiftvmm_extra_args(feat, tmp, i):
-    """What the memory and density measurements add to the probe VM beyond disk and rng, as
-    the features land: the API socket (open and idle), and SWIFTVMM_BENCH_EXTRA (e.g. a
-    network interface or vsock on this host) until the bench configures those itself."""
+    """What the memory and density measurements add to the probe VM beyond disk and rng:
+    issue 14's configuration — the API socket (open and idle), vsock, and a network
+    interface on a tap swiftvmm creates (non-persistent: it goes with the process; needs
+    CAP_NET_ADMIN, so only as root) — plus SWIFTVMM_BENCH_EXTRA."""
     extra = []
     if feat.get("api_sock"):
         extra += ["--api-sock", os.path.join(tmp, f"api-{i}.sock")]
+    if feat.get("vsock"):
+        extra += ["--vsock", f"cid={3 + i},uds={os.path.join(tmp, f'v-{i}.sock')}"]
+    if feat.get("net") and os.geteuid() == 0:
+        extra += ["--net", f"tap=svbench{os.getpid() % 10000}x{i}"]
     extra += os.environ.get("SWIFTVMM_BENCH_EXTRA", "").split()
     return extra
 
