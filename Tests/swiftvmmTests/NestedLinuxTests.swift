@@ -120,12 +120,14 @@ final class NestedLinuxTests: XCTestCase {
         @ stop --api-sock /run/vm.sock
         # 12: snapshot (issue 11): the guest appends sequence numbers to a file on its ext4
         # disk and to the console; `swiftvmm snapshot` pauses it and writes the state and
-        # memory files (disks flushed first), then the VMM is killed
+        # memory files (disks flushed first), then the VMM is killed. The clients of 12 and
+        # 14 write to files, printed later: their output on the shared L1 console could
+        # otherwise land inside a sequence line that is still being written.
         \(base) --disk \(dir)/seq.ext4 --api-sock /run/s.sock --cmdline "console=ttyS0 quiet"
         ? SWIFTVMM-READY
         < \(sequenceLoop)
         ? seq-10.
-        @ snapshot --api-sock /run/s.sock /run/snap.state /run/snap.mem --leave-paused
+        $ swiftvmm snapshot --api-sock /run/s.sock /run/snap.state /run/snap.mem --leave-paused >/tmp/snapshot.out 2>&1; echo snapshot-exit=$?
         ! KILL
         # 13: restored by a new process from those files: the sequence goes on to its end,
         # the disk is unmounted, the guest powers off
@@ -139,8 +141,8 @@ final class NestedLinuxTests: XCTestCase {
         $ swiftvmm run --migrate-from unix:/run/mig.sock </dev/null >/tmp/destination.out 2>&1 & i=0; while [ ! -S /run/mig.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
         < \(sequenceLoop)
         ? seq-10.
-        @ migrate --api-sock /run/m.sock --to unix:/run/mig.sock
-        $ i=0; while ! grep -q 'seq-d[o]ne' /tmp/destination.out && [ $i -lt 2400 ]; do sleep 0.2; i=$((i+1)); done; sleep 2; echo DESTINATION-OUTPUT-BEGIN; cat /tmp/destination.out; echo; echo DESTINATION-OUTPUT-END
+        $ swiftvmm migrate --api-sock /run/m.sock --to unix:/run/mig.sock >/tmp/migrate.out 2>&1; echo $? >/tmp/migrate.rc
+        $ i=0; while ! grep -q 'seq-d[o]ne' /tmp/destination.out && [ $i -lt 2400 ]; do sleep 0.2; i=$((i+1)); done; sleep 2; echo migrate-exit=$(cat /tmp/migrate.rc); cat /tmp/migrate.out; echo DESTINATION-OUTPUT-BEGIN; cat /tmp/destination.out; echo; echo DESTINATION-OUTPUT-END
         """
     }
 
@@ -435,9 +437,7 @@ final class NestedLinuxTests: XCTestCase {
     /// new process: the sequence on the console and on the disk has no gap and no repeat.
     func testSnapshotKillRestoreKeepsTheSequence() throws {
         let snap = try invocation(.snapshot), restored = try invocation(.restore)
-        let clients = lines(snap).filter { $0.hasPrefix("NESTED-CLIENT-EXIT ") }
-        XCTAssertEqual(clients.count, 1, snap.output)
-        XCTAssertTrue(clients.allSatisfy { $0.hasSuffix(" 0") }, "swiftvmm snapshot failed:\n\(snap.output)")
+        XCTAssertTrue(lines(snap).contains("snapshot-exit=0"), "swiftvmm snapshot failed:\n\(snap.output)")
         XCTAssertNotEqual(snap.exitCode, 0, "the snapshotted VMM was killed")
         XCTAssertEqual(restored.exitCode, 0, restored.output)
         XCTAssertTrue(lines(restored).contains { $0.hasSuffix("seq-done") }, restored.output)
@@ -452,9 +452,7 @@ final class NestedLinuxTests: XCTestCase {
         let inv = try invocation(.migration)
         XCTAssertEqual(inv.exitCode, 0, "the source exits 0 after the hand-over:\n\(inv.output)")
         XCTAssertTrue(inv.output.contains("migrated to unix:/run/mig.sock"), inv.output)
-        let clients = lines(inv).filter { $0.hasPrefix("NESTED-CLIENT-EXIT ") }
-        XCTAssertEqual(clients.count, 1, inv.output)
-        XCTAssertTrue(clients.allSatisfy { $0.hasSuffix(" 0") }, "swiftvmm migrate failed:\n\(inv.output)")
+        XCTAssertTrue(lines(inv).contains("migrate-exit=0"), "swiftvmm migrate failed:\n\(inv.output)")
         guard let begin = inv.output.range(of: "DESTINATION-OUTPUT-BEGIN"),
               let end = inv.output.range(of: "DESTINATION-OUTPUT-END", range: begin.upperBound..<inv.output.endIndex) else {
             return XCTFail("no destination output:\n\(inv.output)")
