@@ -133,4 +133,39 @@ final class SnapshotNetVsockTests: XCTestCase {
         XCTAssertEqual(r.status, 2, r.stderr)
         XCTAssertEqual(r.stderr, "swiftvmm: tap tap0 is in use by another process\n")
     }
+
+    /// Both processes in one namespace on one host: the source hands the tap and the
+    /// vsock socket path over at the end of the copy, the destination attaches them.
+    func testLiveMigrationWithNetAndVsockOverAUnixSocket() throws {
+        let kernel = try probeKernel()
+        let ns = try NetNamespace()
+        try ns.addTap("tap0", address: "10.77.0.1/24")
+        let sock = path("v.sock"), migration = path("m.sock")
+        let listener = try UnixTestSocket.listen(sock + "_5000")
+        defer { close(listener) }
+        let dst = try RunningVMM(ns.swiftvmm(["run", "--migrate-from", "unix:\(migration)"]), stdin: "test net,vsock\npoweroff\n",
+                                 executable: NetNamespace.ip)
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: migration) && Date() < deadline { usleep(20_000) }
+
+        let first = VsockHostRound(path: sock, listener: listener)
+        let src = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
+                                              "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
+                                              "--migrate-on-signal", "unix:\(migration)"]),
+                                 stdin: "test net,vsock\n", executable: NetNamespace.ip)
+        try src.waitFor("tests on the source") { $0.contains("PROBE DONE") }
+        XCTAssertTrue(src.stdout.contains("PROBE DONE pass=2 fail=0"), src.stdout)
+        first.wait()
+        XCTAssertTrue(first.echoed)
+        let second = VsockHostRound(path: sock, listener: listener)
+        src.signal(SIGUSR1)
+        XCTAssertEqual(src.wait(), 0, src.stderr)
+        XCTAssertTrue(src.stderr.contains("migrated to"), src.stderr)
+        XCTAssertEqual(dst.wait(timeout: 90), 0, dst.stderr)
+        second.wait()
+        XCTAssertTrue(dst.stdout.contains("PROBE PASS net"), dst.stdout + dst.stderr)
+        XCTAssertTrue(dst.stdout.contains("PROBE PASS vsock"), dst.stdout)
+        XCTAssertTrue(dst.stdout.contains("PROBE DONE pass=2 fail=0"), dst.stdout)
+        XCTAssertTrue(second.echoed, "a host CONNECT reached the guest on the destination")
+    }
 }

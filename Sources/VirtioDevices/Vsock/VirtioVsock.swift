@@ -24,7 +24,7 @@ public final class VirtioVsock: VirtioDevice {
     public let guestCID: UInt64
     public let udsPath: String
     /// The listening socket, from `listen()` on (-1 before).
-    private(set) var listener: Int32 = -1
+    var listener: Int32 = -1
 
     // State below is touched in process/activate/reset (the transport's lock), under `activity`.
     var streams: [UInt64: VsockStream] = [:]
@@ -54,6 +54,9 @@ public final class VirtioVsock: VirtioDevice {
     var watch: (Int32) -> Void = { _ in }
     var unwatch: (Int32) -> Void = { _ in }
     var scheduleRx: () -> Void = {}
+    var watchListener: (Int32) throws -> Void = { _ in }
+    /// The socket path was handed to a migration's destination (`HostHandOver`).
+    var handedOver = false
 
     /// Checks that the socket path is free (something live there is `inUse`); the
     /// socket itself is created by `listen()`, once nothing else can fail.
