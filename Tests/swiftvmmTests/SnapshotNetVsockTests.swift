@@ -168,4 +168,42 @@ final class SnapshotNetVsockTests: XCTestCase {
         XCTAssertTrue(dst.stdout.contains("PROBE DONE pass=2 fail=0"), dst.stdout)
         XCTAssertTrue(second.echoed, "a host CONNECT reached the guest on the destination")
     }
+
+    /// The destination fails after the hand-over (it cannot open the disk): the source
+    /// takes its tap and vsock socket back and both work there again.
+    func testFailedMigrationGivesTheTapAndVsockBackToTheSource() throws {
+        let kernel = try probeKernel()
+        let ns = try NetNamespace()
+        try ns.addTap("tap0", address: "10.77.0.1/24")
+        let sock = path("v.sock"), migration = path("f.sock"), disk = path("disk.img")
+        XCTAssertTrue(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
+        let listener = try UnixTestSocket.listen(sock + "_5000")
+        defer { close(listener) }
+        let dst = try RunningVMM(ns.swiftvmm(["run", "--migrate-from", "unix:\(migration)"]), executable: NetNamespace.ip)
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: migration) && Date() < deadline { usleep(20_000) }
+
+        let first = VsockHostRound(path: sock, listener: listener)
+        let src = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0", "--disk", disk,
+                                              "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
+                                              "--migrate-on-signal", "unix:\(migration)"]),
+                                 stdin: "test net,vsock\n", executable: NetNamespace.ip)
+        try src.waitFor("tests on the source") { $0.contains("PROBE DONE") }
+        first.wait()
+        XCTAssertEqual(rename(disk, disk + ".moved"), 0)
+        src.signal(SIGUSR1)
+        XCTAssertNotEqual(dst.wait(), 0, "the destination fails")
+        XCTAssertTrue(dst.stderr.contains("cannot open disk image"), dst.stderr)
+        let until = Date().addingTimeInterval(30)
+        while !src.stderr.contains("failed") && Date() < until { usleep(20_000) }
+        XCTAssertTrue(src.stderr.contains("the VM keeps running here"), src.stderr)
+
+        let second = VsockHostRound(path: sock, listener: listener)
+        src.send("test net,vsock\n")
+        try src.waitFor("tests on the source again") { $0.components(separatedBy: "PROBE DONE pass=2 fail=0").count == 3 }
+        second.wait()
+        XCTAssertTrue(second.echoed, "the source listens on its vsock socket again")
+        src.send("poweroff\n")
+        XCTAssertEqual(src.wait(), 0, src.stderr)
+    }
 }
