@@ -136,7 +136,12 @@ final class SnapshotNetVsockTests: XCTestCase {
 
     /// Both processes in one namespace on one host: the source hands the tap and the
     /// vsock socket path over at the end of the copy, the destination attaches them.
-    func testLiveMigrationWithNetAndVsockOverAUnixSocket() throws {
+    func testLiveMigrationWithNetAndVsockOverAUnixSocket() throws { try migrateWithNetAndVsock(viaAPI: false) }
+
+    /// The same through the control API, whose thread runs under its seccomp list.
+    func testLiveMigrationWithNetAndVsockThroughTheAPI() throws { try migrateWithNetAndVsock(viaAPI: true) }
+
+    func migrateWithNetAndVsock(viaAPI: Bool) throws {
         let kernel = try probeKernel()
         let ns = try NetNamespace()
         try ns.addTap("tap0", address: "10.77.0.1/24")
@@ -151,14 +156,19 @@ final class SnapshotNetVsockTests: XCTestCase {
         let first = VsockHostRound(path: sock, listener: listener)
         let src = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
                                               "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
-                                              "--migrate-on-signal", "unix:\(migration)"]),
+                                              ] + (viaAPI ? ["--api-sock", path("api.sock")] : ["--migrate-on-signal", "unix:\(migration)"])),
                                  stdin: "test net,vsock\n", executable: NetNamespace.ip)
         try src.waitFor("tests on the source") { $0.contains("PROBE DONE") }
         XCTAssertTrue(src.stdout.contains("PROBE DONE pass=2 fail=0"), src.stdout)
         first.wait()
         XCTAssertTrue(first.echoed)
         let second = VsockHostRound(path: sock, listener: listener)
-        src.signal(SIGUSR1)
+        if viaAPI {
+            let r = try runProcess(swiftvmmExecutable(), ["migrate", "--api-sock", path("api.sock"), "--to", "unix:\(migration)"], timeout: 120)
+            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        } else {
+            src.signal(SIGUSR1)
+        }
         XCTAssertEqual(src.wait(), 0, src.stderr)
         XCTAssertTrue(src.stderr.contains("migrated to"), src.stderr)
         XCTAssertEqual(dst.wait(timeout: 90), 0, dst.stderr)

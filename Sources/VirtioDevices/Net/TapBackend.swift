@@ -63,9 +63,8 @@ public final class TapBackend: NetBackend {
 
     /// `target` now refers to what `source` does (close-on-exec, as every fd here).
     private static func replace(_ target: Int32, with source: Int32, _ name: String) throws(NetBackendError) {
-        if dup2(source, target) < 0 || fcntl(target, F_SETFD, FD_CLOEXEC) < 0 {
-            throw .setup(name: name, operation: "dup2", errno: errno)
-        }
+        let r = ckvm_dup3_cloexec(source, target)
+        if r < 0 { throw .setup(name: name, operation: "dup3", errno: -r) }
     }
 
     /// Attach the tap again on the same fd number, with the offloads the guest had.
