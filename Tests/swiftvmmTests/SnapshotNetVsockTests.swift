@@ -181,7 +181,12 @@ final class SnapshotNetVsockTests: XCTestCase {
 
     /// The destination fails after the hand-over (it cannot open the disk): the source
     /// takes its tap and vsock socket back and both work there again.
-    func testFailedMigrationGivesTheTapAndVsockBackToTheSource() throws {
+    func testFailedMigrationGivesTheTapAndVsockBackToTheSource() throws { try failMigration(viaAPI: false) }
+
+    /// The same through the control API: taking back runs under the control thread's list.
+    func testFailedMigrationThroughTheAPIGivesTheTapAndVsockBack() throws { try failMigration(viaAPI: true) }
+
+    func failMigration(viaAPI: Bool) throws {
         let kernel = try probeKernel()
         let ns = try NetNamespace()
         try ns.addTap("tap0", address: "10.77.0.1/24")
@@ -196,17 +201,25 @@ final class SnapshotNetVsockTests: XCTestCase {
         let first = VsockHostRound(path: sock, listener: listener)
         let src = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0", "--disk", disk,
                                               "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
-                                              "--migrate-on-signal", "unix:\(migration)"]),
+                                              ] + (viaAPI ? ["--api-sock", path("api.sock")] : ["--migrate-on-signal", "unix:\(migration)"])),
                                  stdin: "test net,vsock\n", executable: NetNamespace.ip)
         try src.waitFor("tests on the source") { $0.contains("PROBE DONE") }
         first.wait()
         XCTAssertEqual(rename(disk, disk + ".moved"), 0)
-        src.signal(SIGUSR1)
+        if viaAPI {
+            let r = try runProcess(swiftvmmExecutable(), ["migrate", "--api-sock", path("api.sock"), "--to", "unix:\(migration)"], timeout: 120)
+            XCTAssertNotEqual(r.status, 0, r.stdout)
+            XCTAssertTrue(r.stderr.contains("migration refused by the destination"), r.stderr + src.stderr)
+        } else {
+            src.signal(SIGUSR1)
+        }
         XCTAssertNotEqual(dst.wait(), 0, "the destination fails")
         XCTAssertTrue(dst.stderr.contains("cannot open disk image"), dst.stderr)
-        let until = Date().addingTimeInterval(30)
-        while !src.stderr.contains("failed") && Date() < until { usleep(20_000) }
-        XCTAssertTrue(src.stderr.contains("the VM keeps running here"), src.stderr)
+        if !viaAPI {
+            let until = Date().addingTimeInterval(30)
+            while !src.stderr.contains("failed") && Date() < until { usleep(20_000) }
+            XCTAssertTrue(src.stderr.contains("the VM keeps running here"), src.stderr)
+        }
 
         let second = VsockHostRound(path: sock, listener: listener)
         src.send("test net,vsock\n")

@@ -70,7 +70,7 @@ public final class TapBackend: NetBackend {
     /// Attach the tap again on the same fd number, with the offloads the guest had.
     public func takeBack() throws(NetBackendError) {
         guard handedOver else { return }
-        let fresh = try Self.attach(name, existed: if_nametoindex(name) != 0)
+        let fresh = try Self.attach(name, existed: !created)  // no if_nametoindex: its ioctl is not in the control list
         defer { close(fresh) }
         try Self.replace(fd, with: fresh, name)
         handedOver = false
