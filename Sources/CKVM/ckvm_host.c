@@ -14,6 +14,10 @@ int ckvm_accept_nonblock_cloexec(int listen_fd) {
     return r < 0 ? -errno : r;
 }
 
+int ckvm_dup3_cloexec(int source, int target) {
+    return dup3(source, target, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
 int ckvm_open_pty_pair(int *controller, int *terminal) {
     int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (m < 0) return -errno;

@@ -108,6 +108,7 @@ static const struct { const char *name; uint32_t request; } ioctl_requests[] = {
     REQ(KVM_GET_XSAVE2), REQ(KVM_GET_XCRS), REQ(KVM_GET_DEBUGREGS), REQ(KVM_GET_TSC_KHZ), REQ(KVM_GET_CPUID2),
     REQ(KVM_GET_IRQCHIP), REQ(KVM_GET_PIT2), REQ(BLKGETSIZE64),
     REQ(TCGETS), REQ(TCSETS), REQ(TCSETSW), REQ(TCSETSF), REQ(TIOCGWINSZ), REQ(FIONBIO), REQ(TUNSETOFFLOAD),
+    REQ(TUNSETIFF), REQ(TUNSETVNETHDRSZ),
 };
 
 static int same(const char *a, const char *b) {

@@ -28,13 +28,23 @@ final class VMRuntime {
         // Taps and the vsock device first: their errors are the user's (exit 2, HTTP 400)
         // and nothing of the VM exists yet.
         let ids = try NetOptions.validate(c.networkInterfaces)
-        var nets: [(id: String, tap: String, device: VirtioNet)] = []
+        var nets: [(id: String, tap: String, device: VirtioNet, saved: VirtioDeviceSnapshot?)] = []
         for (i, (n, id)) in zip(c.networkInterfaces, ids).enumerated() {
-            let mac = n.mac ?? MACAddress.local(seed: UInt64(getpid()) << 8 | UInt64(i))
-            nets.append((id, n.tap, VirtioNet(backend: try TapBackend(name: n.tap), mac: mac, rxLimit: n.rxLimit,
-                                              txLimit: n.txLimit, report: { fputs("swiftvmm: net \(id): \($0)\n", stderr) })))
+            let report: (String) -> Void = { fputs("swiftvmm: net \(id): \($0)\n", stderr) }
+            let saved = try restoring?.virtio("net_\(id)")
+            let tap = try TapBackend(name: n.tap)
+            let device = try saved.map {
+                VirtioNet(state: try $0.decode(VirtioNetState.self, device: "net_\(id)"), backend: tap,
+                          rxLimit: n.rxLimit, txLimit: n.txLimit, report: report)
+            } ?? VirtioNet(backend: tap, mac: n.mac ?? MACAddress.local(seed: UInt64(getpid()) << 8 | UInt64(i)),
+                           rxLimit: n.rxLimit, txLimit: n.txLimit, report: report)
+            nets.append((id, n.tap, device, saved))
         }
-        let vsock = try c.vsock.map { try VirtioVsock(options: $0) }
+        let savedVsock = try c.vsock == nil ? nil : restoring?.virtio("vsock")
+        let vsock = try c.vsock.map { o in
+            try savedVsock.map { try VirtioVsock(state: try $0.decode(VirtioVsockState.self, device: "vsock"), options: o) }
+                ?? VirtioVsock(options: o)
+        }
         var mc = MachineConfiguration(kernelPath: boot.kernelPath, initrdPath: boot.initrdPath,
                                       commandLine: c.kernelCommandLine,
                                       memoryMiB: c.machine.memSizeMiB, cpus: c.machine.vcpuCount,
@@ -67,12 +77,14 @@ final class VMRuntime {
             try registry.register(id: id, kind: .virtioBlock, device: t)
         }
         for n in nets {
-            let t = try VirtioMachineAttachment.attach(n.device, name: "virtio-net \(n.id) (tap \(n.tap))", to: machine, loop: loop)
+            let t = try VirtioMachineAttachment.attach(n.device, name: "virtio-net \(n.id) (tap \(n.tap))", to: machine, loop: loop,
+                                                       state: n.saved?.transport)
             try n.device.register(with: loop)
             try registry.register(id: "net_\(n.id)", kind: .virtioNet, device: t)
         }
         if let v = vsock {
-            let t = try VirtioMachineAttachment.attach(v, name: "virtio-vsock (cid \(v.guestCID))", to: machine, loop: loop)
+            let t = try VirtioMachineAttachment.attach(v, name: "virtio-vsock (cid \(v.guestCID))", to: machine, loop: loop,
+                                                       state: savedVsock?.transport)
             try registry.register(id: "vsock", kind: .virtioVsock, device: t)
         }
         if c.entropy {

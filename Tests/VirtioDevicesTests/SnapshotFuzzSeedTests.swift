@@ -20,7 +20,7 @@ final class SnapshotFuzzSeedTests: XCTestCase {
 
     func testSeedsDecode() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".bin") }
-        XCTAssertEqual(names.count, 11)
+        XCTAssertEqual(names.count, 13)
         let file = try SnapshotFile(decoding: try seed("file"))
         XCTAssertEqual(file.sections.count, 10)
         for (i, s) in file.sections.enumerated() {
@@ -38,5 +38,11 @@ final class SnapshotFuzzSeedTests: XCTestCase {
         _ = try file.decode(VirtioTransportState.self, section: "transport-console")
         _ = try file.decode(VirtioConsoleState.self, section: "console")
         _ = try file.decode(CPUFeatures.self, section: "cpu")
+        // Device states with no section in the seed file: standalone, selectors 10 and 11.
+        let net = try seed("net"), vsock = try seed("vsock")
+        XCTAssertEqual(net.first, 10)
+        XCTAssertEqual(try VirtioNetState(decoding: Array(net.dropFirst()), context: "seed").mtu, 1500)
+        XCTAssertEqual(vsock.first, 11)
+        XCTAssertEqual(try VirtioVsockState(decoding: Array(vsock.dropFirst()), context: "seed").guestCID, 3)
     }
 }

@@ -45,11 +45,13 @@ func readAvailable(_ fd: Int32, wait: Int32 = 200) -> [UInt8] {
 /// A vsock device on a fake guest (CID 3), driven like Linux's virtio_vsock: rx (slot
 /// 0), tx (slot 1), event (slot 2) queues of 16.
 final class VsockBed {
-    let g = FakeGuest()
+    let g: FakeGuest
     let dir: String
     let vsock: VirtioVsock
     let t: VirtioMMIOTransport
     let d: MMIODriver
+    /// A restored bed shares the guest and directory of the one it came from.
+    private let ownsDir: Bool
     var tx: ExtraRing { ExtraRing(g: g, slot: 1) }
     private var txSent = 0
     private var rxPosted = 0
@@ -58,6 +60,8 @@ final class VsockBed {
     var path: String { dir + "/v.sock" }
 
     init() throws {
+        g = FakeGuest()
+        ownsDir = true
         dir = NSTemporaryDirectory() + "vsock-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         vsock = try VirtioVsock(options: VsockOptions(cid: 3, udsPath: dir + "/v.sock"))
@@ -73,7 +77,21 @@ final class VsockBed {
         postReceive(8)
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: dir) }
+    /// The device `old` is, saved (encoded and decoded) and rebuilt on the same guest, as
+    /// a restore in a new process does: `old`'s socket file is released first.
+    init(restoring old: VsockBed) throws {
+        let transport = try VirtioTransportState(decoding: old.t.captureState().encodedBytes, context: "test")
+        let state = try VirtioVsockState(decoding: old.vsock.captureState().encodedBytes, context: "test")
+        old.vsock.removeSocketFile()
+        g = old.g; dir = old.dir; ownsDir = false
+        txSent = old.txSent; rxPosted = old.rxPosted; rxSeen = old.rxSeen; rxBuffers = old.rxBuffers
+        vsock = try VirtioVsock(state: state, options: VsockOptions(cid: state.guestCID, udsPath: state.udsPath))
+        try vsock.listen()
+        t = try VirtioMMIOTransport(state: transport, device: vsock, memory: g.memory, interrupt: RecordingLine(), notify: .inline)
+        d = MMIODriver(t: t)
+    }
+
+    deinit { if ownsDir { try? FileManager.default.removeItem(atPath: dir) } }
 
     /// Post `n` receive buffers of header + 4 KiB (one descriptor each), as Linux does.
     func postReceive(_ n: Int) {

@@ -57,6 +57,13 @@ final class RunningVMM {
 
     func signal(_ s: Int32) { kill(process.processIdentifier, s) }
 
+    /// More console input, after what `stdin` gave at the start.
+    /// Nothing once the process is gone (a write to its closed pipe would end the tests).
+    func send(_ text: String) {
+        guard process.isRunning else { return }
+        input.fileHandleForWriting.write(Data(text.utf8))
+    }
+
     /// A test that failed half-way leaves no VM behind.
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
 }

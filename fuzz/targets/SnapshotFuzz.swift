@@ -20,10 +20,17 @@ final class NullOutput: SerialOutput {
     func write(_ byte: UInt8) {}
 }
 
+final class NullNetBackend: NetBackend {
+    var pollFD: Int32 { -1 }
+    func receive(into buffer: UnsafeMutableRawBufferPointer) throws(NetBackendError) -> Int? { nil }
+    func send(_ pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>) throws(NetBackendError) -> Bool { true }
+    func setOffloads(_ flags: UInt32) throws(NetBackendError) {}
+}
+
 /// Decode `bytes` as the state type `selector` names and build the device from it.
 func exercise(_ selector: UInt8, _ bytes: [UInt8]) {
     do {
-        switch selector % 10 {
+        switch selector % 12 {
         case 0: _ = try VCPUState(decoding: bytes, context: "fuzz")
         case 1: _ = try VirtualMachineState(decoding: bytes, context: "fuzz")
         case 2: _ = try Serial16550(state: Serial16550.State(decoding: bytes, context: "fuzz"), interrupt: NullLine(), output: NullOutput())
@@ -39,6 +46,14 @@ func exercise(_ selector: UInt8, _ bytes: [UInt8]) {
             let t = try VirtioMMIOTransport(state: s, device: console, memory: memory, interrupt: NullLine(), notify: .inline)
             t.handleNotify(queue: 1)
         case 8: _ = try VirtioConsole(state: VirtioConsoleState(decoding: bytes, context: "fuzz"))
+        case 10:
+            let net = VirtioNet(state: try VirtioNetState(decoding: bytes, context: "fuzz"), backend: NullNetBackend())
+            var config = [UInt8](repeating: 0, count: 12)
+            config.withUnsafeMutableBytes { net.readConfig(offset: 0, into: $0) }
+        case 11:
+            // The device itself checks its socket path on the host; the value is what is fuzzed.
+            let s = try VirtioVsockState(decoding: bytes, context: "fuzz")
+            _ = try? VsockOptions(cid: s.guestCID, udsPath: s.udsPath)
         default: _ = try CPUFeatures(decoding: bytes, context: "fuzz")
         }
     } catch is StateDecodingError {

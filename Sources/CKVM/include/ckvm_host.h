@@ -11,6 +11,9 @@
 // accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
 int ckvm_accept_nonblock_cloexec(int listen_fd);
 
+// dup3(source, target, O_CLOEXEC): target now refers to source's file; 0 or -errno.
+int ckvm_dup3_cloexec(int source, int target);
+
 // A pseudo-terminal pair (posix_openpt + grantpt + unlockpt + open(ptsname)), both ends
 // O_CLOEXEC and without becoming the controlling terminal. 0 or -errno.
 int ckvm_open_pty_pair(int *controller, int *terminal);

@@ -156,14 +156,18 @@ public enum SeccompAllowLists {
         SyscallRule("recvfrom", "the destination's answers on that stream (recv)"),
         SyscallRule("setsockopt", "a tcp: migration stream sends pages without Nagle's delay (TCP_NODELAY)",
                     argument: 1, allowed: named(["IPPROTO_TCP": Int32(IPPROTO_TCP)])),
-        SyscallRule("ioctl", "pause (KVMCLOCK_CTRL) and a snapshot's vCPU, VM and host state; dirty logging switched on and off for a migration's rounds (SET_USER_MEMORY_REGION); the interrupt a drive update raises; a block device's size; the terminal is restored at exit",
+        SyscallRule("dup3", "a migration hands the tap over (/dev/null takes its fd number) and, if it fails, attaches the tap there again"),
+        SyscallRule("bind", "a migration that fails after the hand-over listens on the vsock socket path again"),
+        SyscallRule("chmod", "that socket is made private to the user (0600)"),
+        SyscallRule("listen", "and listens"),
+        SyscallRule("ioctl", "pause (KVMCLOCK_CTRL) and a snapshot's vCPU, VM and host state; dirty logging switched on and off for a migration's rounds (SET_USER_MEMORY_REGION); the interrupt a drive update raises; a block device's size; the terminal is restored at exit; a failed migration attaches its tap again (TUNSETIFF, TUNSETVNETHDRSZ, TUNSETOFFLOAD)",
                     argument: 1, allowed: ioctl(["KVM_KVMCLOCK_CTRL", "KVM_CHECK_EXTENSION", "KVM_GET_MSR_INDEX_LIST",
                                                  "KVM_GET_SUPPORTED_CPUID", "KVM_GET_REGS", "KVM_GET_SREGS", "KVM_GET_FPU",
                                                  "KVM_GET_XSAVE2", "KVM_GET_XCRS", "KVM_GET_DEBUGREGS", "KVM_GET_MSRS",
                                                  "KVM_GET_LAPIC", "KVM_GET_MP_STATE", "KVM_GET_VCPU_EVENTS", "KVM_GET_TSC_KHZ",
                                                  "KVM_GET_CPUID2", "KVM_GET_IRQCHIP", "KVM_GET_PIT2", "KVM_GET_CLOCK",
                                                  "KVM_GET_DIRTY_LOG", "KVM_SET_USER_MEMORY_REGION", "KVM_IRQ_LINE", "BLKGETSIZE64",
-                                                 "TCGETS"] + terminal)),
+                                                 "TUNSETIFF", "TUNSETVNETHDRSZ", "TUNSETOFFLOAD", "TCGETS"] + terminal)),
     ] + runtime
 
     /// tcsetattr's requests: the console's exit clean-up restores the terminal.

@@ -159,6 +159,7 @@ extension MicroVM {
             c.lifecycle = .paused
             let pausedAt = monotonicNanoseconds()
             let disks = r.diskBackends
+            let endpoints = r.hostHandOvers
             do {
                 for d in disks { try d.flush() }
                 var last = try tracker.harvest()
@@ -166,6 +167,7 @@ extension MicroVM {
                 bytes += try r.sendPages(last, on: channel)
                 let file = try r.captureStateFile(configuration: c.configuration).encoded()
                 for d in disks { try d.handOver() }
+                for e in endpoints { try e.handOver() }
                 try channel.send(.state, file)
                 bytes += UInt64(file.count)
                 try expect(.running, from: channel)
@@ -177,6 +179,9 @@ extension MicroVM {
                 return report
             } catch {
                 for d in disks { try? d.takeBack() }
+                for e in endpoints {
+                    do { try e.takeBack() } catch { fputs("swiftvmm: migration failed; taking back a device: \(error)\n", stderr) }
+                }
                 r.resume()
                 c.lifecycle = .running
                 throw error

@@ -45,6 +45,11 @@ extension VMRuntime {
         registry.entries.compactMap { (($0.device as? VirtioMMIOTransport)?.device as? VirtioBlock)?.backend }
     }
 
+    /// Taps and vsock sockets: a destination on this host attaches them after hand-over.
+    var hostHandOvers: [HostHandOver] {
+        registry.entries.compactMap { ($0.device as? VirtioMMIOTransport)?.device as? HostHandOver }
+    }
+
     /// Save the (paused) VM: disks flushed, state file and memory file written so that a
     /// crash at any point leaves the previous snapshot usable.
     func createSnapshot(snapshotPath: String, memPath: String, type: SnapshotType, configuration: VMConfiguration) throws -> SnapshotReport {

@@ -28,6 +28,8 @@ struct VirtioDeviceSnapshot: StateCodable {
         case let d as VirtioBlock: device = try d.encodedState()
         case let d as VirtioRng: device = try d.encodedState()
         case let d as VirtioConsole: device = try d.encodedState()
+        case let d as VirtioNet: device = try d.encodedState()
+        case let d as VirtioVsock: device = try d.encodedState()
         default: throw VMError.invalidConfiguration("device \(entry.id) (\(entry.kind.rawValue)) cannot be snapshotted")
         }
         return VirtioDeviceSnapshot(transport: t.captureState(), device: device)

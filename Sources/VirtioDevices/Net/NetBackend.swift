@@ -12,6 +12,16 @@ public protocol NetBackend: AnyObject {
     func send(_ pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>) throws(NetBackendError) -> Bool
     /// Which offloads (TUN_F_* bits) the guest accepted on receive.
     func setOffloads(_ flags: UInt32) throws(NetBackendError)
+    /// Live migration (device paused): let go of the host device so another process on
+    /// this host can attach it; `takeBack()` attaches again (the migration failed).
+    func handOver() throws(NetBackendError)
+    func takeBack() throws(NetBackendError)
+}
+
+extension NetBackend {
+    /// A backend that holds nothing exclusive (the tests' fake) has nothing to hand over.
+    public func handOver() throws(NetBackendError) {}
+    public func takeBack() throws(NetBackendError) {}
 }
 
 public enum NetBackendError: Error, Equatable, CustomStringConvertible {

@@ -19,8 +19,7 @@ extension VirtioNet {
             try? loop.modify(fd: fd, events: on ? [.readable, .writable, .edgeTriggered] : [.readable, .edgeTriggered])
         }
         backendGone = { loop.unregister(fd: fd) }
-        var fds: [Int32] = []
-        if fd >= 0 {
+        watchBackend = {
             try loop.register(fd: fd, events: [.readable, .edgeTriggered]) { [weak self] events in
                 if events.contains(.writable) {
                     self?.watchWritable(false)
@@ -28,6 +27,10 @@ extension VirtioNet {
                 }
                 kickQueue(VirtioNet.receiveQueue)
             }
+        }
+        var fds: [Int32] = []
+        if fd >= 0 {
+            try watchBackend()
             fds.append(fd)
         }
         try loop.register(fd: rxTimer.fd, events: .readable) { _ in rxTimer.drain(); kickQueue(VirtioNet.receiveQueue) }
@@ -57,5 +60,24 @@ extension VirtioNet {
         let k = kick.withLock { $0 }
         k?(VirtioNet.receiveQueue)
         k?(VirtioNet.transmitQueue)
+    }
+}
+
+extension VirtioNet: HostHandOver {
+    /// Live migration, paused: stop watching the tap and let it go (`NetBackend.handOver`).
+    public func handOver() throws {
+        guard !handedOver else { return }
+        handedOver = true
+        backendGone()
+        try backend.handOver()
+    }
+
+    /// The migration failed: attach the tap again and watch it (unless the link is down:
+    /// a gone tap stays unwatched).
+    public func takeBack() throws {
+        guard handedOver else { return }
+        handedOver = false
+        try backend.takeBack()
+        if backend.pollFD >= 0 && linkUp { try watchBackend() }
     }
 }

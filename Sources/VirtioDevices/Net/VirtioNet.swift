@@ -48,6 +48,9 @@ public final class VirtioNet: VirtioDevice {
     var armTimer: (_ queue: Int, _ nanoseconds: UInt64) -> Void = { _, _ in }
     var watchWritable: (Bool) -> Void = { _ in }
     var backendGone: () -> Void = {}
+    var watchBackend: () throws -> Void = {}
+    /// The tap was handed to a migration's destination (`HostHandOver`).
+    var handedOver = false
 
     public init(backend: NetBackend, mac: MACAddress, mtu: UInt16 = defaultMTU,
                 rxLimit: RateLimiterConfig = RateLimiterConfig(), txLimit: RateLimiterConfig = RateLimiterConfig(),

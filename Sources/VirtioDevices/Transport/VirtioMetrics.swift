@@ -65,6 +65,7 @@ extension VirtioVsock: Pausable, MetricsReporting {
         let m = metrics
         return [("host_connections", m.hostConnections), ("guest_connections", m.guestConnections),
                 ("refused_connections", m.refusedConnections), ("resets", m.resets), ("bytes_to_guest", m.bytesToGuest),
-                ("bytes_to_host", m.bytesToHost), ("invalid_packets", m.invalidPackets), ("bad_handshakes", m.badHandshakes)]
+                ("bytes_to_host", m.bytesToHost), ("invalid_packets", m.invalidPackets), ("bad_handshakes", m.badHandshakes),
+                ("transport_reset_events", m.transportResetEvents)]
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import KVMKit
 
 extension VirtioVsock {
@@ -14,7 +15,37 @@ extension VirtioVsock {
             try? loop.register(fd: fd, events: [.readable, .writable, .edgeTriggered]) { _ in self?.hostReady(fd) }
         }
         unwatch = { fd in loop.unregister(fd: fd) }
-        let l = listener
-        try loop.register(fd: l, events: [.readable, .edgeTriggered]) { [weak self] _ in self?.hostReady(l) }
+        watchListener = { [weak self] l in
+            try loop.register(fd: l, events: [.readable, .edgeTriggered]) { [weak self] _ in self?.hostReady(l) }
+        }
+        try watchListener(listener)
+    }
+}
+
+extension VirtioVsock: HostHandOver {
+    /// Live migration, paused: close the listener and remove its socket file, so the
+    /// destination (on this host, same path) can listen there. Connections stay here:
+    /// the guest is told of the reset on the destination.
+    public func handOver() throws {
+        activity.withLock { _ in
+            guard listener >= 0 else { return }
+            let l = listener
+            unwatch(l)
+            removeSocketFile()
+            close(l)
+            ready.withLock { _ = $0.remove(l) }
+            listener = -1
+            handedOver = true
+        }
+    }
+
+    /// The migration failed: listen again (replacing a stale file the destination left).
+    public func takeBack() throws {
+        try activity.withLock { _ in
+            guard handedOver else { return }
+            handedOver = false
+            try listen()
+            try watchListener(listener)
+        }
     }
 }

@@ -6,7 +6,8 @@ import Synchronization
 /// socket and writes `CONNECT <port>\n` (answered `OK <host_port>\n` once the guest
 /// accepts), and a guest connecting to host port P reaches the socket `<path>_P`.
 ///
-/// Queues: 0 rx (to the guest), 1 tx (from the guest), 2 event (unused: no migration).
+/// Queues: 0 rx (to the guest), 1 tx (from the guest), 2 event (only the transport
+/// reset a restored device posts: host connections do not survive a new process).
 /// All work runs in `process` on the event-loop thread: the listener and host streams
 /// only mark themselves ready and kick the rx queue. Each connection buffers at most
 /// its credit (`bufferSize`), so a host client that stops reading stalls only its own
@@ -23,7 +24,7 @@ public final class VirtioVsock: VirtioDevice {
     public let guestCID: UInt64
     public let udsPath: String
     /// The listening socket, from `listen()` on (-1 before).
-    private(set) var listener: Int32 = -1
+    var listener: Int32 = -1
 
     // State below is touched in process/activate/reset (the transport's lock), under `activity`.
     var streams: [UInt64: VsockStream] = [:]
@@ -39,7 +40,10 @@ public final class VirtioVsock: VirtioDevice {
     var metricsValue = VsockMetrics()
     var rxQueue: Virtqueue?
     var txQueue: Virtqueue?
+    var eventQueue: Virtqueue?
     var memory: GuestMemory?
+    /// A restored device owes the guest one transport-reset event (`VirtioVsock+Event`).
+    var transportResetPending = false
     let scratch: UnsafeMutableRawBufferPointer
 
     let activity = Mutex<Bool>(false)
@@ -50,6 +54,9 @@ public final class VirtioVsock: VirtioDevice {
     var watch: (Int32) -> Void = { _ in }
     var unwatch: (Int32) -> Void = { _ in }
     var scheduleRx: () -> Void = {}
+    var watchListener: (Int32) throws -> Void = { _ in }
+    /// The socket path was handed to a migration's destination (`HostHandOver`).
+    var handedOver = false
 
     /// Checks that the socket path is free (something live there is `inUse`); the
     /// socket itself is created by `listen()`, once nothing else can fail.
@@ -97,13 +104,15 @@ public final class VirtioVsock: VirtioDevice {
     public func activate(_ a: VirtioActivation) throws {
         rxQueue = a.queues.first ?? nil
         txQueue = a.queues.count > 1 ? a.queues[1] : nil
+        eventQueue = a.queues.count > 2 ? a.queues[2] : nil
         memory = a.memory
         kick.withLock { $0 = a.kick }
     }
 
     /// A driver reset forgets every connection (the guest's sockets are gone).
     public func reset() {
-        rxQueue = nil; txQueue = nil; memory = nil
+        rxQueue = nil; txQueue = nil; eventQueue = nil; memory = nil
+        transportResetPending = false  // a reset driver has no connections to drop
         kick.withLock { $0 = nil }
         for key in Array(streams.keys) { removeStream(key) }
         control.removeAll()
@@ -117,6 +126,8 @@ public final class VirtioVsock: VirtioDevice {
                 try fillReceiveQueue()
             } else if index == Self.txQueue {
                 try drainTransmitQueue()
+            } else if index == Self.eventQueue {
+                try postTransportReset()
             }
         }
     }
@@ -131,10 +142,11 @@ public final class VirtioVsock: VirtioDevice {
     public func pause() { activity.withLock { $0 = true } }
 
     public func resume() {
-        activity.withLock { $0 = false }
+        let owed = activity.withLock { paused in paused = false; return transportResetPending }
         let k = kick.withLock { $0 }
         k?(Self.rxQueue)
         k?(Self.txQueue)
+        if owed { k?(Self.eventQueue) }
     }
 
     static func key(local: UInt32, peer: UInt32) -> UInt64 { UInt64(local) << 32 | UInt64(peer) }

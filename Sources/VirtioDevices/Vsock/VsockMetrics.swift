@@ -12,6 +12,8 @@ public struct VsockMetrics: Equatable, Sendable {
     public var invalidPackets: UInt64 = 0
     /// Host clients whose CONNECT line was malformed.
     public var badHandshakes: UInt64 = 0
+    /// VIRTIO_VSOCK_EVENT_TRANSPORT_RESET events posted (after a restore).
+    public var transportResetEvents: UInt64 = 0
     public var lastError: String?
 }
 
