@@ -9,7 +9,10 @@
  * One connection: stdin goes to the socket (then shutdown(SHUT_WR) at EOF), the socket
  * goes to stdout until the other side closes; exit 0 once both directions ended. At exit
  * it prints "peer: received N bytes in S s (M Mbit/s)" to stderr, timed from the first
- * to the last byte received (the receiver's view of a transfer's throughput).
+ * to the last byte received (the receiver's view of a transfer's throughput). With
+ * PEER_MARK=BYTES in the environment it also prints "peer: after BYTES bytes: M Mbit/s
+ * over the remaining R bytes in S s", the steady rate once a transfer's start (TCP slow
+ * start, a rate limiter's first bucket) is behind it.
  * Build: gcc -static -O2 -o peer peer.c */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -101,8 +104,10 @@ int main(int argc, char **argv) {
 	static char out[65536], in[65536];
 	size_t out_len = 0, out_off = 0;
 	int in_open = 1, sock_open = 1, shut = 0;
-	unsigned long long received = 0;
-	double first = 0, last = 0;
+	unsigned long long received = 0, mark = 0, mark_at_bytes = 0;
+	double first = 0, last = 0, mark_at = 0;
+	const char *mark_env = getenv("PEER_MARK");
+	if (mark_env) mark = strtoull(mark_env, NULL, 10);
 	while (sock_open || out_len > out_off || in_open) {
 		if (!in_open && out_len == out_off && !shut) { shutdown(s, SHUT_WR); shut = 1; }
 		struct pollfd p[2] = {
@@ -131,6 +136,7 @@ int main(int argc, char **argv) {
 			last = now();
 			if (!received) first = last;
 			received += (unsigned long long)n;
+			if (mark && !mark_at && received >= mark) { mark_at = last; mark_at_bytes = received; }
 			for (ssize_t off = 0; off < n;) {
 				ssize_t w = write(1, in + off, n - off);
 				if (w <= 0) die("write stdout");
@@ -140,5 +146,10 @@ int main(int argc, char **argv) {
 	}
 	double t = last - first;
 	fprintf(stderr, "peer: received %llu bytes in %.3f s (%.1f Mbit/s)\n", received, t, t > 0 ? received * 8 / t / 1e6 : 0.0);
+	if (mark_at && last > mark_at) {
+		double rest = (double)(received - mark_at_bytes), dt = last - mark_at;
+		fprintf(stderr, "peer: after %llu bytes: %.3f Mbit/s over the remaining %.0f bytes in %.3f s\n",
+			mark, rest * 8 / dt / 1e6, rest, dt);
+	}
 	return 0;
 }
