@@ -70,7 +70,7 @@ final class SnapshotNetVsockTests: XCTestCase {
         let a = try RunningVMM(["run", "--kernel", kernel, "--memory", "64", "--vsock", "cid=3,uds=\(sock)",
                                 "--cmdline", "console=ttyS0 \(vsockArgs)", "--snapshot-on-signal", "\(snap),exit"],
                                stdin: "test vsock\n")
-        try a.waitFor("vsock test before the snapshot") { $0.contains("PROBE DONE") }
+        try a.waitFor("vsock test before the snapshot") { probeDoneLineComplete($0) }
         XCTAssertTrue(a.stdout.contains("PROBE PASS vsock"), a.stdout)
         first.wait()
         XCTAssertTrue(first.echoed)
@@ -97,7 +97,7 @@ final class SnapshotNetVsockTests: XCTestCase {
         let a = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
                                             "--cmdline", "console=ttyS0 \(netArgs)", "--snapshot-on-signal", "\(snap),exit"]),
                                stdin: "test net\n", executable: NetNamespace.ip)
-        try a.waitFor("net test before the snapshot") { $0.contains("PROBE DONE") }
+        try a.waitFor("net test before the snapshot") { probeDoneLineComplete($0) }
         XCTAssertTrue(a.stdout.contains("PROBE PASS net"), a.stdout)
         let mac = a.stdout.range(of: "net: mac ").map { "net: mac " + a.stdout[$0.upperBound...].prefix(17) } ?? "none"
         a.signal(SIGUSR1)
@@ -158,7 +158,7 @@ final class SnapshotNetVsockTests: XCTestCase {
                                               "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
                                               ] + (viaAPI ? ["--api-sock", path("api.sock")] : ["--migrate-on-signal", "unix:\(migration)"])),
                                  stdin: "test net,vsock\n", executable: NetNamespace.ip)
-        try src.waitFor("tests on the source") { $0.contains("PROBE DONE") }
+        try src.waitFor("tests on the source") { probeDoneLineComplete($0) }
         XCTAssertTrue(src.stdout.contains("PROBE DONE pass=2 fail=0"), src.stdout)
         first.wait()
         XCTAssertTrue(first.echoed)
@@ -203,7 +203,7 @@ final class SnapshotNetVsockTests: XCTestCase {
                                               "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
                                               ] + (viaAPI ? ["--api-sock", path("api.sock")] : ["--migrate-on-signal", "unix:\(migration)"])),
                                  stdin: "test net,vsock\n", executable: NetNamespace.ip)
-        try src.waitFor("tests on the source") { $0.contains("PROBE DONE") }
+        try src.waitFor("tests on the source") { probeDoneLineComplete($0) }
         first.wait()
         XCTAssertEqual(rename(disk, disk + ".moved"), 0)
         if viaAPI {
@@ -229,4 +229,11 @@ final class SnapshotNetVsockTests: XCTestCase {
         src.send("poweroff\n")
         XCTAssertEqual(src.wait(), 0, src.stderr)
     }
+}
+
+/// The probe's "PROBE DONE pass=N fail=M" line has arrived whole (its newline too), so
+/// assertions on it do not race the rest of the line.
+func probeDoneLineComplete(_ out: String) -> Bool {
+    guard let r = out.range(of: "PROBE DONE") else { return false }
+    return out[r.upperBound...].contains("\n")
 }
