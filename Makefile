@@ -76,8 +76,7 @@ test: deps probe linux build pyenv fuzz-smoke
 # lines (STEPS:, BUDGETS:) say the same for scripts.
 # Then snapshot, restore and live migration (bench/results/snapshot.json).
 bench: build probe floor $(if $(QUICK),,linux)
-	python3 bench/run.py $(if $(QUICK),--quick); status=$$?; \
-	SWIFTVMM=$(RELEASE_BIN) python3 bench/snapshot.py || status=1; exit $$status
+	python3 bench/run.py $(if $(QUICK),--quick)
 
 # Regenerate bench/run-path.order after changes to what `run` executes (needs valgrind).
 order-file: build probe

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """swiftvmm's benchmark suite: swiftvmm vs the C floor VMM vs QEMU microvm, one run, one table.
 
-    bench/run.py [--reps N] [--quick] [--only startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux,net] [--json PATH]
+    bench/run.py [--reps N] [--quick] [--only startup,memory,density,pio,mmio,blk,churn,api,snapshot,qcow2,linux,net] [--json PATH]
 
 Every figure is a median over several repetitions (min–max alongside), and the VMMs take
 turns within each repetition so that load from other processes on this shared machine
@@ -695,6 +695,23 @@ def bench_qcow2(reps, scratch, tmp, mib):
     return out
 
 
+def bench_snapshot(reps, tmp):
+    """Issue 11's figures on this host with the probe (bench/snapshot.py): Full snapshot
+    creation, restore → first KVM_RUN and restore → responsive for a 128 MiB and a 1 GiB
+    guest, live migration of a 256 MiB guest over a Unix socket, idle and dirtying."""
+    import snapshot
+    d = os.path.join(tmp, "snapshot")
+    os.makedirs(d, exist_ok=True)
+    try:
+        return snapshot.measure(reps, SNAPSHOT_SIZES, d, log=log)
+    except RuntimeError as e:
+        raise BenchError(str(e))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+SNAPSHOT_SIZES = (128, 1024)
+
 # ---------------------------------------------------------------------------------------
 # 5. Linux boot in the nested test bed
 
@@ -1081,6 +1098,11 @@ def budgets(R):
                 lower_is_better=False)
         add("nested TCP VMM CPU per GiB ≤ 0.8 × QEMU", ratio(med(sv["cpu_s_per_gib"]), med(q.get("cpu_s_per_gib"))), 0.8,
             "× QEMU")
+    sn = R.get("snapshot")
+    if sn:
+        for size in SNAPSHOT_SIZES:
+            add(f"restore → first KVM_RUN ≤ 5 ms, {size} MiB", sn["restore_to_first_run_ms"][str(size)], 5.0, "ms")
+        add("migration downtime ≤ 50 ms, idle 256 MiB", sn["migration_downtime_ms"]["idle"], 50.0, "ms")
     lb = R.get("linux")
     if lb:
         add("Linux boot to SWIFTVMM-READY ≤ 10 s", med(lb["swiftvmm"]), 10.0, "s")
@@ -1142,6 +1164,16 @@ def table(R, B, feat):
                            ("pause_resume_us", "API pause, resume / QMP stop, cont (µs p50 / p99)")):
             cell = lambda d: f"{d[key]['p50']:.0f} / {d[key]['p99']:.0f}" if key in d else na
             rows.append((label, cell(sv), "", cell(q)))
+    sn = R.get("snapshot")
+    if sn:
+        for size in SNAPSHOT_SIZES:
+            k = str(size)
+            rows.append((f"{size} MiB: snapshot create / restore → first KVM_RUN / → responsive (ms)",
+                         f"{sn['snapshot_create_ms'][k]:.1f} / {sn['restore_to_first_run_ms'][k]:.2f} / "
+                         f"{sn['restore_to_responsive_ms'][k]:.1f}", "", ""))
+        for w in ("idle", "dirtying"):
+            rows.append((f"migration, 256 MiB {w}: total / downtime (ms)",
+                         f"{sn['migration_total_ms'][w]:.1f} / {sn['migration_downtime_ms'][w]:.2f}", "", ""))
     lb = R.get("linux")
     if lb:
         rows.append(("Linux boot to SWIFTVMM-READY (s)", fmt(lb["swiftvmm"], 2), "", ""))
@@ -1235,6 +1267,8 @@ def to_json(R, B, meta):
         j["instance_start_to_banner_ms"] = {"swiftvmm": med(a["swiftvmm"].get("instance_start_to_banner_ms"))}
         j["api_get_us"] = {p: a[p].get("get_us") for p in ("swiftvmm", "qemu")}
         j["api_pause_resume_us"] = {p: a[p].get("pause_resume_us") for p in ("swiftvmm", "qemu")}
+    if "snapshot" in R:
+        j.update(R["snapshot"])  # issue 11's keys as they are: by guest size, by workload
     if "net" in R:
         n = R["net"]
         sv, q = n.get("swiftvmm") or {}, n.get("qemu") or {}
@@ -1334,7 +1368,9 @@ PENDING = {
     "net_cpu_s_per_gib": ("net", "swiftvmm run has no --net"),
     "vsock_mib_s": ("vsock", "swiftvmm run has no --vsock"),
     "snapshot_create_ms": ("snapshot", "no snapshot command or option in swiftvmm --help"),
-    "snapshot_restore_ms": ("snapshot", "no snapshot command or option in swiftvmm --help"),
+    "restore_to_first_run_ms": ("snapshot", "no snapshot command or option in swiftvmm --help"),
+    "restore_to_responsive_ms": ("snapshot", "no snapshot command or option in swiftvmm --help"),
+    "migration_total_ms": ("migration", "no migration command or option in swiftvmm --help"),
     "migration_downtime_ms": ("migration", "no migration command or option in swiftvmm --help"),
     "qcow2_read_mib_s": ("qcow2", "swiftvmm refuses a qcow2 disk"),
     "qcow2_write_mib_s": ("qcow2", "swiftvmm refuses a qcow2 disk"),
@@ -1344,7 +1380,8 @@ PENDING = {
 # Measured by this driver once the feature exists (the others need their harness here).
 MEASURED = {"api_get_us", "api_pause_resume_us", "api_sock_ready_ms", "instance_start_to_banner_ms", "qcow2_read_mib_s",
             "qcow2_write_mib_s", "qcow2_randread_iops", "qcow2_randwrite_iops",
-            "net_tx_mbit_s", "net_rx_mbit_s", "net_cpu_s_per_gib", "vsock_mib_s"}
+            "net_tx_mbit_s", "net_rx_mbit_s", "net_cpu_s_per_gib", "vsock_mib_s", "snapshot_create_ms",
+            "restore_to_first_run_ms", "restore_to_responsive_ms", "migration_total_ms", "migration_downtime_ms"}
 
 
 def not_available(feat):
@@ -1375,7 +1412,7 @@ def main():
     ap.add_argument("--lock-wait", type=int, default=LOCK_WAIT, help="seconds to wait for the nested test bed's lock")
     a = ap.parse_args()
     LOCK_WAIT = a.lock_wait
-    only = set((a.only or "startup,memory,density,pio,mmio,blk,churn,api,qcow2,linux,net").split(","))
+    only = set((a.only or "startup,memory,density,pio,mmio,blk,churn,api,snapshot,qcow2,linux,net").split(","))
     if a.quick:
         only.discard("linux")
         if a.only is None:
@@ -1428,6 +1465,8 @@ def main():
             ("churn", lambda: {"sequential": bench_churn(a.churn_vms, 1), "two_at_a_time": bench_churn(a.churn_vms, 2)}),
             ("api", lambda: bench_api(reps(5), a.api_requests, feat, tmp)),
         ]
+        if feat["snapshot"] and feat["migration"]:
+            steps.append(("snapshot", lambda: bench_snapshot(reps(7), tmp)))
         if virtio:
             steps.append(("blk", lambda: bench_blk(reps(5), scratch, a.blk_mib)))
         if feat["qcow2"]:

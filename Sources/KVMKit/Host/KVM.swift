@@ -2,13 +2,14 @@ import CKVM
 import Glibc
 
 /// The KVM system handle (`/dev/kvm`).
-public final class KVM: @unchecked Sendable {
+public final class KVM: Sendable {
     public static let defaultDevicePath = "/dev/kvm"
     /// The only stable KVM API version.
     public static let expectedAPIVersion: Int32 = 12
 
     public let fd: Int32
     public let path: String
+    private let cpuid = SupportedCPUIDQuery()
 
     public init(path: String = KVM.defaultDevicePath) throws {
         let fd = ckvm_open_rw_cloexec(path)
@@ -23,7 +24,10 @@ public final class KVM: @unchecked Sendable {
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        cpuid.join()  // the asking thread uses fd
+        close(fd)
+    }
 
     public var apiVersion: Int32 { ckvm_get_api_version(fd) }
 
@@ -48,19 +52,15 @@ public final class KVM: @unchecked Sendable {
         return n > 0 ? Int(n) : 4
     }
 
-    /// KVM_GET_SUPPORTED_CPUID, growing the buffer until it fits.
+    /// KVM_GET_SUPPORTED_CPUID, asked once per handle (`SupportedCPUIDQuery`).
     public func supportedCPUID() throws -> [kvm_cpuid_entry2] {
-        var n: UInt32 = 128
-        while n <= 4096 {
-            guard let buf = ckvm_cpuid2_alloc(n) else { throw KVMError("KVM_GET_SUPPORTED_CPUID", errno: ENOMEM) }
-            defer { free(buf) }
-            let r = ckvm_get_supported_cpuid(fd, buf)
-            if r == -E2BIG { n *= 2; continue }
-            _ = try check("KVM_GET_SUPPORTED_CPUID", r)
-            let count = Int(buf.pointee.nent)
-            return Array(UnsafeBufferPointer(start: ckvm_cpuid2_entries(buf), count: count))
-        }
-        throw KVMError("KVM_GET_SUPPORTED_CPUID", errno: E2BIG)
+        try cpuid.entries(fd: fd)
+    }
+
+    /// Start KVM_GET_SUPPORTED_CPUID on a thread of its own, so that `supportedCPUID()`
+    /// finds the answer ready; whoever builds a VM calls this as soon as it has the handle.
+    public func prefetchSupportedCPUID() {
+        cpuid.start(fd: fd)
     }
 
     /// KVM_GET_MSR_INDEX_LIST.

@@ -53,12 +53,10 @@ public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Host RAM in MiB (MemTotal of /proc/meminfo), for the "larger than the host allows" check.
+/// Host RAM in MiB (MemTotal of /proc/meminfo, which glibc reads through sysinfo(2)
+/// without parsing text), for the "larger than the host allows" check.
 func hostMemoryMiB() -> UInt64 {
-    guard let text = readSmallFile("/proc/meminfo", limit: 1 << 14) else { return UInt64.max }
-    for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") {
-        let digits = line.dropFirst("MemTotal:".count).filter { $0.isNumber }
-        if let kb = UInt64(String(digits)) { return kb >> 10 }
-    }
-    return UInt64.max
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+    guard pages > 0, pageSize > 0 else { return UInt64.max }
+    return (UInt64(pages) &* UInt64(pageSize)) >> 20
 }
