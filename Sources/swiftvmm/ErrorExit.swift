@@ -12,7 +12,7 @@ func exitStatus(for error: Error) -> (code: Int32, message: String?) {
         return (e.badInput ? VMMExit.badInput : VMMExit.failure, "swiftvmm: jail: \(e)")
     // The user's input was wrong: nothing was started.
     case is ValidationError, is BootError, is ConfigurationError, is DiskOptionsError, is BlockBackendError, is Qcow2Error, is ConsoleError,
-         is UsageFailure, is NetOptionsError, is NetBackendError, is VsockOptionsError, is VsockError,
+         is NetOptionsError, is NetBackendError, is VsockOptionsError, is VsockError,
          is SnapshotFileError, is SnapshotError, is GuestMemoryError, is VirtioStateError,
          is SeccompError:
         return (VMMExit.badInput, "swiftvmm: \(error)")

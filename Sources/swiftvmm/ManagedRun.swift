@@ -42,7 +42,7 @@ struct ManagedRun {
             }
             if let m = metricsPath { try controller.configureMetrics(path: m) }
         } catch {
-            throw UsageFailure("\(APIControllerFault(error))")
+            throw ValidationError("\(APIControllerFault(error))")
         }
         let channel: APIRequestChannel
         do { channel = try APIRequestChannel() } catch { throw RuntimeFailure("\(error)") }
@@ -50,7 +50,7 @@ struct ManagedRun {
         var server: APIServer?
         if let path = apiSocket {
             let s = APIServer(path: path) { controller.route($0, execute: channel.call) }
-            do { try s.start() } catch { throw UsageFailure("\(error)") }
+            do { try s.start() } catch { throw ValidationError("\(error)") }
             server = s
             logger.log(.info, "API server listening on \(path)")
         }
@@ -62,9 +62,9 @@ struct ManagedRun {
             let config: FirecrackerConfig
             switch FirecrackerAPI.parseConfigFile(try readConfigFile(file)) {
             case .success(let c): config = c
-            case .failure(let e): throw UsageFailure("\(file): \(e)")
+            case .failure(let e): throw ValidationError("\(file): \(e)")
             }
-            do { try controller.apply(config) } catch { throw UsageFailure("\(file): \(APIControllerFault(error))") }
+            do { try controller.apply(config) } catch { throw ValidationError("\(file): \(APIControllerFault(error))") }
             try vm.start()
         } else if startImmediately {
             try vm.start()
@@ -89,24 +89,18 @@ struct ManagedRun {
 
     private func readConfigFile(_ path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw UsageFailure("--config-file \(path): \(errnoText(errno))") }
+        guard fd >= 0 else { throw ValidationError("--config-file \(path): \(errnoText(errno))") }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; throw UsageFailure("--config-file \(path): \(errnoText(errno))") }
+            if n < 0 { if errno == EINTR { continue }; throw ValidationError("--config-file \(path): \(errnoText(errno))") }
             if n == 0 { return bytes }
             bytes += chunk[0..<n]
-            if bytes.count > 1 << 20 { throw UsageFailure("--config-file \(path): larger than 1 MiB") }
+            if bytes.count > 1 << 20 { throw ValidationError("--config-file \(path): larger than 1 MiB") }
         }
     }
-}
-
-/// Bad input found after parsing (a config file, a socket path): exit 2, one line.
-struct UsageFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }
 
 /// An API-side error as one line (APIError's message, or the error's own description).

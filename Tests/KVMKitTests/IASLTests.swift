@@ -28,18 +28,8 @@ final class IASLTests: XCTestCase {
     }
 
     /// Run iasl in the work directory; its combined stdout and stderr.
-    private func runIASL(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: iasl)
-        p.arguments = arguments
-        p.currentDirectoryURL = workDir
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    private func runIASL(_ arguments: [String]) throws -> ToolRun {
+        try ToolRun(iasl, arguments, in: workDir)
     }
 
     /// Tables `iasl -d` can load, and their file names. iasl 20200925 cannot load a
@@ -54,7 +44,8 @@ final class IASLTests: XCTestCase {
         for (name, base) in files {
             let blob = try image.blob(name)
             try Data(blob.bytes).write(to: workDir.appendingPathComponent("\(base).dat"))
-            let (status, output) = try runIASL(["-d", "\(base).dat"])
+            let run = try runIASL(["-d", "\(base).dat"])
+            let (status, output) = (run.status, run.output)
             XCTAssertEqual(status, 0, "iasl -d \(name) (\(layout.cpuCount) cpus):\n\(output)")
             XCTAssertFalse(output.contains("Error"), "iasl -d \(name):\n\(output)")
             XCTAssertFalse(output.contains("Warning"), "iasl -d \(name):\n\(output)")
@@ -172,7 +163,8 @@ final class IASLTests: XCTestCase {
 
         // Compile the listing back to AML: it must build with no errors, and — with iasl's
         // name-path shortening (\_SB → _SB_ at the root) off — to the same AML.
-        let (status, output) = try runIASL(["-on", "-p", "recompiled", "dsdt.dsl"])
+        let run = try runIASL(["-on", "-p", "recompiled", "dsdt.dsl"])
+        let (status, output) = (run.status, run.output)
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("Compilation successful. 0 Errors"), output)
         let ours = try Data(contentsOf: workDir.appendingPathComponent("dsdt.dat"))
@@ -200,7 +192,8 @@ final class IASLTests: XCTestCase {
 
             """
         try source.write(to: workDir.appendingPathComponent("rsdp.dsl"), atomically: true, encoding: .utf8)
-        let (status, output) = try runIASL(["-p", "rsdp-iasl", "rsdp.dsl"])
+        let run = try runIASL(["-p", "rsdp-iasl", "rsdp.dsl"])
+        let (status, output) = (run.status, run.output)
         XCTAssertEqual(status, 0, output)
         let theirs = try Data(contentsOf: workDir.appendingPathComponent("rsdp-iasl.aml"))
         XCTAssertEqual(Array(theirs), rsdp)
@@ -217,17 +210,10 @@ final class IASLTests: XCTestCase {
         for (name, base) in files where name != "XSDT" {
             try Data(try image.blob(name).bytes).write(to: workDir.appendingPathComponent("\(base).dat"))
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: acpiexec)
-        p.arguments = ["-b", "evaluate \\_SB.VR02._CRS; evaluate \\_SB.COM1._HID; evaluate \\_SB.KBD0._HID; sleep 5", "facp.dat", "dsdt.dat", "apic.dat"]
-        p.currentDirectoryURL = workDir
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, out)
+        let r = try ToolRun(acpiexec, ["-b", "evaluate \\_SB.VR02._CRS; evaluate \\_SB.COM1._HID; evaluate \\_SB.KBD0._HID; sleep 5",
+                                       "facp.dat", "dsdt.dat", "apic.dat"], in: workDir)
+        let out = r.output
+        XCTAssertEqual(r.status, 0, out)
         XCTAssertTrue(out.contains("7 Devices"), out)  // COM1, RTC0, KBD0, COM2, VR00–VR02
         XCTAssertTrue(flat(out).contains("0000: 86 09 00 01 00 20 00 D0 00 10 00 00 89 06 00 03"), out)
         XCTAssertTrue(out.contains("[Integer] = 000000000105D041"), out)  // PNP0501
@@ -242,7 +228,8 @@ final class IASLTests: XCTestCase {
     func testDataTableListingsCompileAgain() throws {
         _ = try disassembleAll(sampleLayout(cpus: 2))
         for (name, base) in files where name != "DSDT" {
-            let (status, output) = try runIASL(["-p", "\(base)-recompiled", "\(base).dsl"])
+            let run = try runIASL(["-p", "\(base)-recompiled", "\(base).dsl"])
+            let (status, output) = (run.status, run.output)
             XCTAssertEqual(status, 0, "\(name):\n\(output)")
             XCTAssertTrue(output.contains("0 Errors"), "\(name):\n\(output)")
             // Same bytes after the header (iasl stamps its own compiler id and checksum).

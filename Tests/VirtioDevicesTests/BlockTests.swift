@@ -318,13 +318,13 @@ final class BlockTests: XCTestCase {
             let file = try diskBackedScratchDirectory() + "/loop-\(getpid()).img"
             XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data(count: 4 << 20)))
             defer { unlink(file) }
-            let r = try run("/usr/sbin/losetup", ["-f", "--show", file])
+            let r = try ToolRun("/usr/sbin/losetup", ["-f", "--show", file])
             guard r.status == 0, r.output.hasPrefix("/dev/loop") else {
                 throw missingPrerequisite("losetup -f --show failed: \(r.output)")
             }
             dev = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
             let loop = dev
-            addTeardownBlock { _ = try? self.run("/usr/sbin/losetup", ["-d", loop]) }
+            addTeardownBlock { _ = try? ToolRun("/usr/sbin/losetup", ["-d", loop]) }
         }
         let b = try FileBlockBackend(path: dev, readOnly: false)
         XCTAssertTrue(b.isBlockDevice)
@@ -348,19 +348,5 @@ final class BlockTests: XCTestCase {
         try b.writeZeroes(offset: 12288, length: 4096, mayUnmap: true)
         try back.withUnsafeMutableBytes { try b.read(into: $0, at: 12288) }
         XCTAssertEqual(back, [UInt8](repeating: 0, count: 4096))
-    }
-
-    /// A program's exit status and its stdout and stderr together.
-    private func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: program)
-        p.arguments = arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out)
     }
 }

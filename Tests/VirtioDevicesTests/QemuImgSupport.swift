@@ -1,11 +1,10 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import VirtioDevices
 
 /// QEMU's image tools (Debian's qemu-utils): images are made and judged by them.
 enum QemuImg {
-    struct Result { let status: Int32; let output: String }
-
     /// Skip visibly without qemu-img, but fail under CI=true (make deps installs it).
     static func require() throws {
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-img") && FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-io") { return }
@@ -18,17 +17,8 @@ enum QemuImg {
     }
 
     @discardableResult
-    static func run(_ tool: String, _ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    static func run(_ tool: String, _ args: [String]) throws -> ToolRun {
+        try ToolRun("/usr/bin/" + tool, args)
     }
 
     /// Run and require exit 0.
@@ -40,7 +30,7 @@ enum QemuImg {
     }
 
     /// `qemu-img check`: 0 clean, 3 leaked clusters only, 2 corruption, 1 not checked.
-    static func check(_ path: String) throws -> Result { try run("qemu-img", ["check", path]) }
+    static func check(_ path: String) throws -> ToolRun { try run("qemu-img", ["check", path]) }
 
     /// The image's guest contents as QEMU reads them (`qemu-img convert -O raw`).
     static func contents(_ path: String) throws -> [UInt8] {

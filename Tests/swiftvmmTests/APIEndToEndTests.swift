@@ -183,6 +183,11 @@ final class APIEndToEndTests: XCTestCase {
         XCTAssertEqual(vm.process.terminationReason, .uncaughtSignal, "killed by SIGTERM, after cleaning up")
         XCTAssertFalse(FileManager.default.fileExists(atPath: vm.socket), "SIGTERM removes the socket")
 
+        // --boot-timer is accepted for Firecracker's tools, and says that it does nothing.
+        let timer = try runProcess(URL(fileURLWithPath: link), ["--boot-timer", "--version"])
+        XCTAssertEqual(timer.status, 0, timer.stderr)
+        XCTAssertTrue(timer.stderr.contains("--boot-timer: this build has no boot-timer device"), timer.stderr)
+
         let unknown = try runProcess(URL(fileURLWithPath: link), ["--api-sock", dir + "/x.sock", "--bogus"])
         XCTAssertEqual(unknown.status, 2)
         XCTAssertTrue(unknown.stderr.contains("--bogus"), unknown.stderr)

@@ -141,34 +141,62 @@ final class SnapshotNetVsockTests: XCTestCase {
     /// The same through the control API, whose thread runs under its seccomp list.
     func testLiveMigrationWithNetAndVsockThroughTheAPI() throws { try migrateWithNetAndVsock(viaAPI: true) }
 
-    func migrateWithNetAndVsock(viaAPI: Bool) throws {
+    /// A destination waiting on a Unix socket and a source with net (tap0) and vsock whose
+    /// probe passed its tests once, both in one network namespace; the caller closes
+    /// `listener` (the host side of the guest's vsock connections).
+    private struct MigrationPair {
+        let ns: NetNamespace
+        let listener: Int32
+        let vsock: String
+        let migration: String
+        let src: RunningVMM
+        let dst: RunningVMM
+    }
+
+    private func startMigrationPair(viaAPI: Bool, extraSourceArguments: [String] = [], destinationInput: String = "") throws -> MigrationPair {
         let kernel = try probeKernel()
         let ns = try NetNamespace()
         try ns.addTap("tap0", address: "10.77.0.1/24")
         let sock = path("v.sock"), migration = path("m.sock")
         let listener = try UnixTestSocket.listen(sock + "_5000")
-        defer { close(listener) }
-        let dst = try RunningVMM(ns.swiftvmm(["run", "--migrate-from", "unix:\(migration)"]), stdin: "test net,vsock\npoweroff\n",
-                                 executable: NetNamespace.ip)
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: migration) && Date() < deadline { usleep(20_000) }
-
-        let first = VsockHostRound(path: sock, listener: listener)
-        let src = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
-                                              "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
-                                              ] + (viaAPI ? ["--api-sock", path("api.sock")] : ["--migrate-on-signal", "unix:\(migration)"])),
-                                 stdin: "test net,vsock\n", executable: NetNamespace.ip)
-        try src.waitFor("tests on the source") { probeDoneLineComplete($0) }
-        XCTAssertTrue(src.stdout.contains("PROBE DONE pass=2 fail=0"), src.stdout)
-        first.wait()
-        XCTAssertTrue(first.echoed)
-        let second = VsockHostRound(path: sock, listener: listener)
-        if viaAPI {
-            let r = try runProcess(swiftvmmExecutable(), ["migrate", "--api-sock", path("api.sock"), "--to", "unix:\(migration)"], timeout: 120)
-            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-        } else {
-            src.signal(SIGUSR1)
+        do {
+            let dst = try RunningVMM(ns.swiftvmm(["run", "--migrate-from", "unix:\(migration)"]), stdin: destinationInput,
+                                     executable: NetNamespace.ip)
+            let deadline = Date().addingTimeInterval(30)
+            while !FileManager.default.fileExists(atPath: migration) && Date() < deadline { usleep(20_000) }
+            let first = VsockHostRound(path: sock, listener: listener)
+            let src = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
+                                                  "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
+                                                  ] + extraSourceArguments
+                                                  + (viaAPI ? ["--api-sock", path("api.sock")] : ["--migrate-on-signal", "unix:\(migration)"])),
+                                     stdin: "test net,vsock\n", executable: NetNamespace.ip)
+            try src.waitFor("tests on the source") { probeDoneLineComplete($0) }
+            XCTAssertTrue(src.stdout.contains("PROBE DONE pass=2 fail=0"), src.stdout)
+            first.wait()
+            XCTAssertTrue(first.echoed, "a host CONNECT reached the guest on the source")
+            return MigrationPair(ns: ns, listener: listener, vsock: sock, migration: migration, src: src, dst: dst)
+        } catch {
+            close(listener)
+            throw error
         }
+    }
+
+    /// Start the migration: `swiftvmm migrate` through the API (its result), or SIGUSR1.
+    private func migrate(_ pair: MigrationPair, viaAPI: Bool) throws -> (status: Int32, stdout: String, stderr: String)? {
+        guard viaAPI else {
+            pair.src.signal(SIGUSR1)
+            return nil
+        }
+        let r = try runProcess(swiftvmmExecutable(), ["migrate", "--api-sock", path("api.sock"), "--to", "unix:\(pair.migration)"], timeout: 120)
+        return (r.status, r.stdout, r.stderr)
+    }
+
+    func migrateWithNetAndVsock(viaAPI: Bool) throws {
+        let pair = try startMigrationPair(viaAPI: viaAPI, destinationInput: "test net,vsock\npoweroff\n")
+        defer { close(pair.listener) }
+        let second = VsockHostRound(path: pair.vsock, listener: pair.listener)
+        if let r = try migrate(pair, viaAPI: viaAPI) { XCTAssertEqual(r.status, 0, r.stdout + r.stderr) }
+        let (src, dst) = (pair.src, pair.dst)
         XCTAssertEqual(src.wait(), 0, src.stderr)
         XCTAssertTrue(src.stderr.contains("migrated to"), src.stderr)
         XCTAssertEqual(dst.wait(timeout: 90), 0, dst.stderr)
@@ -187,31 +215,15 @@ final class SnapshotNetVsockTests: XCTestCase {
     func testFailedMigrationThroughTheAPIGivesTheTapAndVsockBack() throws { try failMigration(viaAPI: true) }
 
     func failMigration(viaAPI: Bool) throws {
-        let kernel = try probeKernel()
-        let ns = try NetNamespace()
-        try ns.addTap("tap0", address: "10.77.0.1/24")
-        let sock = path("v.sock"), migration = path("f.sock"), disk = path("disk.img")
+        let disk = path("disk.img")
         XCTAssertTrue(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
-        let listener = try UnixTestSocket.listen(sock + "_5000")
-        defer { close(listener) }
-        let dst = try RunningVMM(ns.swiftvmm(["run", "--migrate-from", "unix:\(migration)"]), executable: NetNamespace.ip)
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: migration) && Date() < deadline { usleep(20_000) }
-
-        let first = VsockHostRound(path: sock, listener: listener)
-        let src = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0", "--disk", disk,
-                                              "--vsock", "cid=3,uds=\(sock)", "--cmdline", "console=ttyS0 \(netArgs) \(vsockArgs)",
-                                              ] + (viaAPI ? ["--api-sock", path("api.sock")] : ["--migrate-on-signal", "unix:\(migration)"])),
-                                 stdin: "test net,vsock\n", executable: NetNamespace.ip)
-        try src.waitFor("tests on the source") { probeDoneLineComplete($0) }
-        first.wait()
+        let pair = try startMigrationPair(viaAPI: viaAPI, extraSourceArguments: ["--disk", disk])
+        defer { close(pair.listener) }
+        let (src, dst) = (pair.src, pair.dst)
         XCTAssertEqual(rename(disk, disk + ".moved"), 0)
-        if viaAPI {
-            let r = try runProcess(swiftvmmExecutable(), ["migrate", "--api-sock", path("api.sock"), "--to", "unix:\(migration)"], timeout: 120)
+        if let r = try migrate(pair, viaAPI: viaAPI) {
             XCTAssertNotEqual(r.status, 0, r.stdout)
             XCTAssertTrue(r.stderr.contains("migration refused by the destination"), r.stderr + src.stderr)
-        } else {
-            src.signal(SIGUSR1)
         }
         XCTAssertNotEqual(dst.wait(), 0, "the destination fails")
         XCTAssertTrue(dst.stderr.contains("cannot open disk image"), dst.stderr)
@@ -221,7 +233,7 @@ final class SnapshotNetVsockTests: XCTestCase {
             XCTAssertTrue(src.stderr.contains("the VM keeps running here"), src.stderr)
         }
 
-        let second = VsockHostRound(path: sock, listener: listener)
+        let second = VsockHostRound(path: pair.vsock, listener: pair.listener)
         src.send("test net,vsock\n")
         try src.waitFor("tests on the source again") { $0.components(separatedBy: "PROBE DONE pass=2 fail=0").count == 3 }
         second.wait()

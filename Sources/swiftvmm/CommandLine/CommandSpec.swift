@@ -59,8 +59,8 @@ struct CommandArgument<Options> {
     }
 }
 
-/// A command line that cannot be used (an unknown option, a missing or malformed value):
-/// exit 2 with this one line.
+/// A command line that cannot be used (an unknown option, a missing or malformed value),
+/// or bad input found after parsing (a config file, a socket path): exit 2 with this one line.
 struct ValidationError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
