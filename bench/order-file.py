@@ -7,10 +7,11 @@
     bench/order-file.py [SWIFTVMM]     (default .build/release/swiftvmm; needs valgrind)
 
 The executed functions come from valgrind's callgrind (every function entered, not a
-sample) over two runs of the probe with the memory benchmark's devices (one disk, rng):
-its self-tests (probe.run=all), and its shell idling, then `poweroff` typed in; with the
-API socket open, vsock and a network interface, as in the memory benchmark. A stale
-file costs memory, not correctness: functions missing from it are laid out as usual.
+sample) over runs of the probe with the memory benchmark's exact command line (one disk,
+rng, the API socket open, vsock and a network interface): its self-tests
+(probe.run=all); its shell idling, then `poweroff` typed in; and a start with the seccomp
+filters, which valgrind cannot install, for the code that builds them. A stale file
+costs memory, not correctness: functions missing from it are laid out as usual.
 """
 import os
 import re
@@ -18,33 +19,39 @@ import subprocess
 import sys
 import tempfile
 
+import run as bench  # bench/run.py: the memory benchmark's command line
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench/run-path.order")
-PROBE = os.path.join(ROOT, "guests/out/probe.bzImage")
 
 
-def executed(binary, cmdline, stdin, tmp, n):
+def executed(binary, cmdline, stdin, tmp, n, seccomp=False):
+    """The functions one callgrind run of `binary` enters. The command line is the memory
+    benchmark's own (bench/run.py: `command` and `swiftvmm_extra_args`: 128 MiB, one vCPU,
+    one disk, rng, the API socket, vsock, a network interface as root), so that the order
+    covers what that run executes, option parsing included."""
     out = os.path.join(tmp, f"callgrind.{n}")
     img = os.path.join(tmp, "disk.img")
     with open(img, "wb") as f:
         f.truncate(16 << 20)
+    saved = bench.SWIFTVMM
+    bench.SWIFTVMM = binary
+    try:
+        vm = bench.command("swiftvmm", cmdline, disk=img, rng=True)
+        run_help = subprocess.run([binary, "run", "--help"], capture_output=True, text=True).stdout
+        feat = {"api_sock": "--api-sock" in run_help, "vsock": "--vsock" in run_help, "net": "--net" in run_help}
+        vm += bench.swiftvmm_extra_args(feat, tmp, n)
+    finally:
+        bench.SWIFTVMM = saved
+    # valgrind does not implement seccomp(2). Without filters the VM runs its course; with
+    # them swiftvmm builds its policy (code the real run executes) and then stops where
+    # valgrind refuses to install it, which is all this run is for.
+    if not seccomp and "--no-seccomp" in run_help:
+        vm += ["--no-seccomp"]
     # --demangle=no: the names as nm prints them (the C++ runtime's included).
-    cmd = ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", binary, "run", "--kernel", PROBE,
-           "--cmdline", cmdline, "--memory", "128", "--disk", img, "--rng"]
-    # The memory benchmark's configuration (bench/run.py, swiftvmm_extra_args): the API
-    # socket open and idle, vsock, and a network interface on a tap it creates (as root).
-    run_help = subprocess.run([binary, "run", "--help"], capture_output=True, text=True).stdout
-    if "--api-sock" in run_help:
-        cmd += ["--api-sock", os.path.join(tmp, f"api-{n}.sock")]
-    if "--vsock" in run_help:
-        cmd += ["--vsock", f"cid=3,uds={os.path.join(tmp, f'v-{n}.sock')}"]
-    if "--net" in run_help and os.geteuid() == 0:
-        cmd += ["--net", f"tap=svorder{os.getpid() % 10000}x{n}"]
-    # valgrind does not implement seccomp(2): the filters' own set-up code stays unordered.
-    if "--no-seccomp" in run_help:
-        cmd += ["--no-seccomp"]
+    cmd = ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}"] + vm
     p = subprocess.run(cmd, input=stdin, capture_output=True, timeout=600)
-    if p.returncode != 0:
+    if p.returncode != 0 and not seccomp:
         sys.exit(f"order-file: {' '.join(cmd)} failed ({p.returncode}):\n{p.stderr.decode(errors='replace')[-2000:]}")
     names = set()
     with open(out, errors="replace") as f:
@@ -66,6 +73,7 @@ def main():
         shell = subprocess.run(["sh", "-c", "sleep 15; printf 'help\\r'; sleep 5; printf 'poweroff\\r'"],
                                capture_output=True).stdout
         names |= executed(stripped, "console=ttyS0", shell, tmp, 2)
+        names |= executed(stripped, "console=ttyS0", b"", tmp, 3, seccomp=True)
     symbols = set(subprocess.run(["nm", "--defined-only", "--format=just-symbols", binary], capture_output=True,
                                  text=True, check=True).stdout.split())
     hot = {n for n in names if n in symbols}
