@@ -347,7 +347,12 @@ def stop_idle_vm(p, r):
     if p == "floor":
         r.kill()  # the floor's UART has no input path: it cannot be told to power off
     else:
-        r.send(b"poweroff\r")
+        try:
+            r.send(b"poweroff\r")
+        except BrokenPipeError:
+            r.finish(timeout=10)
+            check_crash(p, r, "an idle VM")
+            raise BenchError(f"{p}: exited (status {r.status}) before it was told to power off\n{tail(r)}")
     ok = r.finish(timeout=30)
     check_crash(p, r, "an idle VM's power-off")
     if not ok:
