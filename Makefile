@@ -69,12 +69,12 @@ test: deps probe linux build pyenv fuzz-smoke
 	$(SWIFT) test 2>&1 | tee /tmp/swiftvmm-test.log; exit $${PIPESTATUS[0]}
 
 # swiftvmm vs the C floor VMM vs QEMU microvm: startup, memory, exit cost, block I/O,
-# Linux boot, and TCP/vsock throughput with QEMU in the same L1, in the nested test bed.
+# snapshot, restore and live migration (bench/snapshot.py), Linux boot, and TCP/vsock
+# throughput with QEMU in the same L1, in the nested test bed.
 # Table on stdout, bench/results/latest.json.
 # QUICK=1: the 2-minute subset (fewer repetitions, no nested Linux boot or network run). Exit status: 0
 # every budget met, 1 a step failed or swiftvmm crashed, 3 a budget missed; the last two
 # lines (STEPS:, BUDGETS:) say the same for scripts.
-# Then snapshot, restore and live migration (bench/results/snapshot.json).
 bench: build probe floor $(if $(QUICK),,linux)
 	python3 bench/run.py $(if $(QUICK),--quick)
 

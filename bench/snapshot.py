@@ -5,7 +5,7 @@
 
 `make bench` runs the same measurement as its `snapshot` step (bench/run.py imports
 `measure`) and puts the figures into bench/results/latest.json with their budgets; this
-script alone writes bench/results/snapshot.json.
+script alone prints them (and writes them to --json PATH if asked).
 
 For each guest size: boot the probe to its prompt, suspend it to a Full snapshot
 (`run --snapshot-on-signal STATE,MEM,exit`, SIGUSR1) and time the snapshot; then restore
@@ -142,17 +142,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--sizes", default="128,1024")
-    ap.add_argument("--json", default=os.path.join(ROOT, "bench/results/snapshot.json"))
+    ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
     for path in (SWIFTVMM, PROBE):
         if not os.path.exists(path):
             sys.exit(f"bench: {path} is missing")
     with tempfile.TemporaryDirectory(prefix="swiftvmm-snapbench-") as tmp:
         R = measure(a.reps, [int(s) for s in a.sizes.split(",")], tmp, log=lambda m: print(m, flush=True))
-    os.makedirs(os.path.dirname(a.json), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(R, f, indent=1)
-        f.write("\n")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(R, f, indent=1)
+            f.write("\n")
     return 0
 
 
