@@ -28,14 +28,6 @@ public final class MicroVM: Sendable {
         var lifecycle = VMState.notStarted
         var runtime: VMRuntime?
         var makeKVM: () throws -> KVM
-
-        /// A KVM handle for a VM about to be built, its CPUID query already under way
-        /// while the caller reads the kernel, the snapshot or the migration stream.
-        func openKVM() throws -> KVM {
-            let kvm = try makeKVM()
-            kvm.prefetchSupportedCPUID()
-            return kvm
-        }
     }
 
     public init(id: String = "anonymous-instance", configuration: VMConfiguration = VMConfiguration(),
@@ -77,7 +69,7 @@ public final class MicroVM: Sendable {
     public func start() throws {
         try core.withLock { c in
             try check(.start, c.lifecycle)
-            let kvm = try c.openKVM()
+            let kvm = try c.makeKVM()
             let runtime = try VMRuntime(configuration: c.configuration, control: control, kvm: kvm)
             try runtime.start()
             c.runtime = runtime

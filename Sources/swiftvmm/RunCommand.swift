@@ -8,13 +8,8 @@ extension RunOptions {
     func runMachine() throws {
         if apiSock != nil || configFile != nil || id != nil { return try runManaged() }
         let clockAtStart = mainStartNanoseconds
-        // Opened first, so that KVM's CPUID query runs while the seccomp policy compiles;
-        // if it cannot be opened, the error comes where the VM is built, as without this.
-        let early = try? KVM()
-        early?.prefetchSupportedCPUID()
         Seccomp.processPolicy = try seccompPolicy()
         let vm = try MicroVM(configuration: try makeVMConfiguration(), kvm: {
-            if let early { return early }
             do { return try KVM() } catch { throw RuntimeFailure("\(error)") }
         })
         if snapshotOnSignal != nil && migrateOnSignal != nil {

@@ -24,10 +24,7 @@ public final class KVM: Sendable {
         }
     }
 
-    deinit {
-        cpuid.join()  // the asking thread uses fd
-        close(fd)
-    }
+    deinit { close(fd) }
 
     public var apiVersion: Int32 { ckvm_get_api_version(fd) }
 
@@ -55,12 +52,6 @@ public final class KVM: Sendable {
     /// KVM_GET_SUPPORTED_CPUID, asked once per handle (`SupportedCPUIDQuery`).
     public func supportedCPUID() throws -> [kvm_cpuid_entry2] {
         try cpuid.entries(fd: fd)
-    }
-
-    /// Start KVM_GET_SUPPORTED_CPUID on a thread of its own, so that `supportedCPUID()`
-    /// finds the answer ready; whoever builds a VM calls this as soon as it has the handle.
-    public func prefetchSupportedCPUID() {
-        cpuid.start(fd: fd)
     }
 
     /// KVM_GET_MSR_INDEX_LIST.

@@ -194,7 +194,7 @@ extension MicroVM {
     public func receiveMigration(from address: MigrationAddress) throws {
         try core.withLock { c in
             try check(.receiveMigration, c.lifecycle)
-            let kvm = try c.openKVM()
+            let kvm = try c.makeKVM()
             let channel = try MigrationChannel.accept(address)
             do {
                 let (kind, payload) = try channel.receive()

@@ -132,7 +132,7 @@ extension MicroVM {
     public func loadSnapshot(snapshotPath: String, memPath: String, resume: Bool, trackDirtyPages: Bool = false) throws {
         try core.withLock { c in
             try check(.loadSnapshot, c.lifecycle)
-            let kvm = try c.openKVM()
+            let kvm = try c.makeKVM()
             let file = try SnapshotFile(decoding: try readStateFile(snapshotPath))
             let host = CPUFeatures(cpuid: try kvm.supportedCPUID().map(CPUIDEntry.init))
             if let why = host.cannotRun(file.cpu) { throw SnapshotFileError.incompatibleHost(why) }
