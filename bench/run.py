@@ -1080,6 +1080,8 @@ def budgets(R):
         for op in BLK_OPS:
             add(f"raw {op} ≥ 1.1 × QEMU raw", ratio(med(blk[op]["swiftvmm"]), med(blk[op]["qemu"])), 1.1,
                 "× QEMU", lower_is_better=False)
+            cpu = blk[op + "_cpu_s_per_gib"]
+            add(f"raw {op} CPU per GiB ≤ 0.8 × QEMU", ratio(med(cpu["swiftvmm"]), med(cpu["qemu"])), 0.8, "× QEMU")
     q = R.get("qcow2")
     if q:
         for op in BLK_OPS:
