@@ -176,6 +176,11 @@ public final class VirtioBlock: VirtioDevice {
     }
 }
 
+extension VirtioBlock {
+    /// The transport's lock is released: start the I/O threads on what `process` queued.
+    public func processed(queue: Int) { io.wakeSubmitted() }
+}
+
 extension VirtioBlock: Pausable {
     /// After return no request is being executed or completed (guest memory untouched)
     /// and no new one is taken, until `resume()`.

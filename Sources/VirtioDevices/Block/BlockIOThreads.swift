@@ -66,6 +66,8 @@ final class BlockIOThreads: @unchecked Sendable {
     private var stopping = false
     private var generation: UInt64 = 0
     private var nextSequence: UInt64 = 0
+    /// Jobs submitted that no thread was signalled for yet.
+    private var unwoken = 0
     private var publisher: Publish?
     private var threads: [pthread_t] = []
     private let execute: Execute
@@ -131,15 +133,26 @@ final class BlockIOThreads: @unchecked Sendable {
         locked { inFlight -= 1; pthread_cond_broadcast(idle) }
     }
 
-    /// Signalled after the unlock, so the woken thread does not block on the mutex at once.
+    /// Queued only: `wakeSubmitted()` starts it once the transport's lock is released.
+    /// Woken at once, the thread read a 4 KiB request before the event loop let go of
+    /// that lock and then blocked on it to publish: a contended lock (two futex calls and
+    /// a context switch) on every request.
     func submit(_ job: BlockJob) {
         var job = job
         locked {
             nextSequence &+= 1
             job.sequence = nextSequence
             pending.append(job)
+            unwoken += 1
         }
-        pthread_cond_signal(jobReady)
+    }
+
+    /// One signal per job submitted since the last call. A thread that finishes a job
+    /// takes the next queued one itself, so a signal may find nothing left: a spurious
+    /// wake-up, never a lost job.
+    func wakeSubmitted() {
+        let n = locked { () -> Int in defer { unwoken = 0 }; return unwoken }
+        for _ in 0..<n { pthread_cond_signal(jobReady) }
     }
 
     /// The driver reset the device: drop queued jobs and wait for executing ones (they
