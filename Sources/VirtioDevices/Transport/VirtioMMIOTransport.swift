@@ -5,7 +5,8 @@ import Synchronization
 /// virtio-mmio version 2 (virtio 1.2 §4.2) in front of a `VirtioDevice`.
 ///
 /// Threads: registers are accessed from vCPU threads, queues are processed on the
-/// event-loop thread (`handleNotify`), and devices with slow I/O complete requests from
+/// event-loop thread (`handleNotify`; a device may take its notifications on its own
+/// threads, see `VirtioDevice.serveNotifications`), and devices with slow I/O complete requests from
 /// their own threads (`VirtioActivation.complete`). One lock serialises registers and
 /// the device, held only for register- and ring-sized work (never across disk I/O);
 /// InterruptStatus/ACK go through atomics and never take it.
