@@ -95,6 +95,9 @@ public enum SeccompAllowLists {
         SyscallRule("fdatasync", "virtio-blk flush; qcow2 metadata ordering"),
         SyscallRule("fallocate", "raw images: discard and write-zeroes (punch hole, zero range)"),
         SyscallRule("ftruncate", "qcow2: the file grows by a cluster for a copy-on-write allocation"),
+        SyscallRule("epoll_wait", "an idle I/O thread waits for the queue's notify or its own wake-up eventfd"),
+        SyscallRule("read", "drains the notify and wake-up eventfds"),
+        SyscallRule("timerfd_settime", "the rate limiter's timer, armed when a notify's request is refused"),
     ] + runtime
 
     /// The API thread: a Unix-socket HTTP server that parses and routes requests and hands

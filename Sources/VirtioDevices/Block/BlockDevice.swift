@@ -16,10 +16,11 @@ public enum BlockDeviceError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// virtio-blk (§5.2): one request queue; requests are parsed into `BlockRequest`
-/// values on the event-loop thread, then executed against a `BlockBackend` by the
-/// disk's I/O threads (`BlockIOThreads`), which complete them through the transport.
-/// So neither the event loop nor a vCPU reading a register ever waits for the disk.
+/// virtio-blk (§5.2): one request queue; the disk's I/O threads (`BlockIOThreads`)
+/// take its notifications, parse requests into `BlockRequest` values under the
+/// transport's lock, execute them against a `BlockBackend` without it, and complete
+/// them through the transport. So neither the event loop nor a vCPU reading a register
+/// ever waits for the disk.
 public final class VirtioBlock: VirtioDevice {
     public static let queueSize: UInt16 = 256
     /// Bytes of the serial GET_ID returns (VIRTIO_BLK_ID_BYTES).
@@ -173,6 +174,19 @@ public final class VirtioBlock: VirtioDevice {
                 try queue.complete(chain, length: 1)
             }
         }
+    }
+}
+
+extension VirtioBlock {
+    /// The transport's lock is released: start the I/O threads on what `process` queued.
+    public func processed(queue: Int) { io.wakeSubmitted() }
+
+    /// The I/O threads wait on the request queue's ioeventfd themselves: the thread a
+    /// notify wakes pops the request and executes it, with no hop through the event loop.
+    public func serveNotifications(queue: Int, eventFD: Int32, handler: @escaping () -> Void) throws -> Bool {
+        guard queue == 0 else { return false }
+        try io.serve(notifyFD: eventFD, handler: handler)
+        return true
     }
 }
 

@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 import KVMKit
 
@@ -37,13 +38,17 @@ struct BlockCompletion {
 /// one used-ring update and at most one interrupt). A flush starts only after every
 /// earlier write has finished; later requests do not wait for it.
 ///
+/// They also take the queue's notifications themselves (`serve(notifyFD:handler:)`):
+/// every idle thread waits in its own epoll on the queue's ioeventfd (EPOLLEXCLUSIVE, so
+/// a notify wakes one of them) and on its own wake-up eventfd. The thread a notify wakes
+/// pops the requests (the handler: the transport's `handleNotify`) and executes the
+/// first itself; only further ones wake other threads. Through the event loop, every
+/// request cost two sleeping threads woken in turn (loop, then I/O thread); this way one.
+///
 /// Owner: `VirtioBlock`, which starts the threads with the device and stops and joins
 /// them in `shutdown()`. The lock guards only this queue; it is never held across I/O,
-/// and `publish` (which takes the transport's lock) is called without it.
-///
-/// Two condition variables, so a new job wakes one idle thread, not all of them and not
-/// the pause/reset waiters: waking every thread per request cost ~20 context switches
-/// per 4 KiB request on a 2-core host (docs/qcow2.md, "What costs what").
+/// and neither `publish` nor the notify handler (both take the transport's lock) is
+/// called with it held.
 final class BlockIOThreads: @unchecked Sendable {
     typealias Execute = (BlockJob) -> BlockCompletion
     typealias Publish = ([BlockCompletion]) -> Void
@@ -52,8 +57,6 @@ final class BlockIOThreads: @unchecked Sendable {
     static let batchLimit = 32
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    /// I/O threads wait here for a runnable job (or `stopping`).
-    private let jobReady = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     /// `pause()` and `reset()` wait here for `inFlight` / `executing` to drain.
     private let idle = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var pending: [BlockJob] = []
@@ -66,41 +69,78 @@ final class BlockIOThreads: @unchecked Sendable {
     private var stopping = false
     private var generation: UInt64 = 0
     private var nextSequence: UInt64 = 0
+    /// Jobs submitted that no thread was woken for yet.
+    private var unwoken = 0
     private var publisher: Publish?
     private var threads: [pthread_t] = []
     private let execute: Execute
+    /// Per thread: its epoll instance and the eventfd that wakes it for a queued job.
+    private let epollFDs: [Int32]
+    private let wakeFDs: [EventFD]
+    /// Threads waiting in epoll with nothing to do (a stack: the last to sleep is woken first).
+    private var sleeping: [Int] = []
+    /// Runs the queue's notification (set by `serve`).
+    private var onNotify: (() -> Void)?
+    private static let notifyToken: UInt64 = 1
+    private static let wakeToken: UInt64 = 2
 
     init(threads count: Int, name: String, execute: @escaping Execute) throws {
         self.execute = execute
+        let n = max(1, count)
+        var epolls: [Int32] = []
+        var wakes: [EventFD] = []
+        do {
+            for _ in 0..<n {
+                let wake = try EventFD()
+                let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
+                if fd < 0 { throw BlockBackendError.io(operation: "create the I/O threads' epoll for", path: name, offset: 0, errno: errno) }
+                epolls.append(fd)
+                wakes.append(wake)
+                var ev = epoll_event()
+                ev.events = EPOLLIN.rawValue
+                ev.data.u64 = Self.wakeToken
+                if epoll_ctl(fd, EPOLL_CTL_ADD, wake.fd, &ev) < 0 {
+                    throw BlockBackendError.io(operation: "watch the I/O thread's wake-up eventfd for", path: name, offset: 0, errno: errno)
+                }
+            }
+        } catch {
+            for fd in epolls { close(fd) }
+            throw error
+        }
+        epollFDs = epolls
+        wakeFDs = wakes
         mutex.initialize(to: pthread_mutex_t())
-        jobReady.initialize(to: pthread_cond_t())
         idle.initialize(to: pthread_cond_t())
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(jobReady, nil)
         pthread_cond_init(idle, nil)
-        for _ in 0..<max(1, count) {
-            let context = Unmanaged.passRetained(self).toOpaque()
+        for index in 0..<n {
+            let context = Unmanaged.passRetained(ThreadStart(owner: self, index: index)).toOpaque()
             var thread: pthread_t = 0
             let rc = pthread_create(&thread, nil, { raw in
                 guard let raw else { return nil }
-                let owner = Unmanaged<BlockIOThreads>.fromOpaque(raw).takeRetainedValue()
-                owner.work()
+                let start = Unmanaged<ThreadStart>.fromOpaque(raw).takeRetainedValue()
+                start.owner.work(index: start.index)
                 return nil
             }, context)
             if rc != 0 {
-                Unmanaged<BlockIOThreads>.fromOpaque(context).release()
+                Unmanaged<ThreadStart>.fromOpaque(context).release()
                 stop()
                 throw BlockBackendError.io(operation: "start I/O thread for", path: name, offset: 0, errno: rc)
             }
-            threads.append(thread)
+            locked { threads.append(thread) }
         }
     }
 
+    private final class ThreadStart {
+        let owner: BlockIOThreads
+        let index: Int
+        init(owner: BlockIOThreads, index: Int) { self.owner = owner; self.index = index }
+    }
+
     deinit {
-        pthread_cond_destroy(jobReady)
+        for fd in epollFDs { close(fd) }
         pthread_cond_destroy(idle)
         pthread_mutex_destroy(mutex)
-        jobReady.deallocate()
         idle.deallocate()
         mutex.deallocate()
     }
@@ -111,7 +151,22 @@ final class BlockIOThreads: @unchecked Sendable {
         return body()
     }
 
-    // MARK: the device's side (event-loop thread, under the transport lock)
+    /// Take the queue's notifications: `fd` is its ioeventfd (level-triggered: the
+    /// handler must drain it), `handler` pops and submits its requests. Call before the
+    /// guest can notify; instead of registering `fd` with the event loop.
+    func serve(notifyFD fd: Int32, handler: @escaping () -> Void) throws {
+        for epoll in epollFDs {
+            var ev = epoll_event()
+            ev.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
+            ev.data.u64 = Self.notifyToken
+            if epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) < 0 {
+                throw EventLoopError.systemCall("epoll_ctl", errno: errno, context: "a disk's I/O threads watch its notify eventfd \(fd)")
+            }
+        }
+        locked { onNotify = handler }
+    }
+
+    // MARK: the device's side (under the transport lock)
 
     /// A new activation: completions go to `publish`; older jobs are stale.
     func activate(generation g: UInt64, publish: @escaping Publish) {
@@ -131,15 +186,41 @@ final class BlockIOThreads: @unchecked Sendable {
         locked { inFlight -= 1; pthread_cond_broadcast(idle) }
     }
 
-    /// Signalled after the unlock, so the woken thread does not block on the mutex at once.
+    /// Queued only: `wakeSubmitted()` starts it once the transport's lock is released.
+    /// Woken at once, the thread read a 4 KiB request before the event loop let go of
+    /// that lock and then blocked on it to publish: a contended lock (two futex calls and
+    /// a context switch) on every request.
     func submit(_ job: BlockJob) {
         var job = job
         locked {
             nextSequence &+= 1
             job.sequence = nextSequence
             pending.append(job)
+            unwoken += 1
         }
-        pthread_cond_signal(jobReady)
+    }
+
+    /// Wake one sleeping thread per job submitted since the last call, less the one the
+    /// calling I/O thread (a notify it took) executes itself. A thread that finishes a job
+    /// takes the next queued one itself, so a woken thread may find nothing left: a
+    /// spurious wake-up, never a lost job.
+    func wakeSubmitted() {
+        let me = pthread_self()
+        locked {
+            var n = unwoken
+            unwoken = 0
+            if threads.contains(where: { pthread_equal($0, me) != 0 }) { n -= 1 }
+            wakeSleeping(n)
+        }
+    }
+
+    /// With the lock held.
+    private func wakeSleeping(_ count: Int) {
+        var n = count
+        while n > 0, let t = sleeping.popLast() {
+            wakeFDs[t].signal()
+            n -= 1
+        }
     }
 
     /// The driver reset the device: drop queued jobs and wait for executing ones (they
@@ -153,6 +234,7 @@ final class BlockIOThreads: @unchecked Sendable {
             inFlight -= pending.count + done.count
             pending.removeAll()
             done.removeAll()
+            unwoken = 0
             while !executing.isEmpty { pthread_cond_wait(idle, mutex) }
             pthread_cond_broadcast(idle)
         }
@@ -174,7 +256,7 @@ final class BlockIOThreads: @unchecked Sendable {
     func stop() {
         let joined: [pthread_t] = locked {
             stopping = true
-            pthread_cond_broadcast(jobReady)
+            for w in wakeFDs { w.signal() }
             let t = threads
             threads.removeAll()
             return t
@@ -198,13 +280,22 @@ final class BlockIOThreads: @unchecked Sendable {
         return nil
     }
 
-    private func work() {
+    private func work(index: Int) {
         Seccomp.installOnThreadStart(.block)
         pthread_mutex_lock(mutex)
         while true {
             guard let job = takeRunnable() else {
                 if stopping && pending.isEmpty { break }
-                pthread_cond_wait(jobReady, mutex)
+                sleeping.append(index)
+                pthread_mutex_unlock(mutex)
+                let notified = waitForWork(index: index)
+                pthread_mutex_lock(mutex)
+                sleeping.removeAll { $0 == index }
+                if notified, let handler = onNotify, !stopping {
+                    pthread_mutex_unlock(mutex)
+                    handler()
+                    pthread_mutex_lock(mutex)
+                }
                 continue
             }
             executing.append((job.sequence, job.isWrite))
@@ -227,10 +318,25 @@ final class BlockIOThreads: @unchecked Sendable {
             // This thread takes the next runnable job itself; others are woken only for a
             // flush that this write may have unblocked (the loop would take it only after
             // its next job otherwise).
-            if job.isWrite && pending.contains(where: { $0.isFlush }) { pthread_cond_broadcast(jobReady) }
+            if job.isWrite && pending.contains(where: { $0.isFlush }) { wakeSleeping(sleeping.count) }
             pthread_cond_broadcast(idle)
         }
         pthread_mutex_unlock(mutex)
+    }
+
+    /// Sleep in this thread's epoll until its wake-up eventfd or the queue's notify
+    /// eventfd is readable; true for a notify.
+    private func waitForWork(index: Int) -> Bool {
+        var events = [epoll_event](repeating: epoll_event(), count: 2)
+        while true {
+            let n = epoll_wait(epollFDs[index], &events, 2, -1)
+            if n < 0 && errno == EINTR { continue }
+            var notified = false
+            for e in events.prefix(max(0, Int(n))) {
+                if e.data.u64 == Self.wakeToken { wakeFDs[index].drain() } else { notified = true }
+            }
+            return notified
+        }
     }
 
     /// Whether some queued job could start now (without taking it).

@@ -39,6 +39,19 @@ public protocol VirtioDevice: AnyObject {
     /// Process queue `queue` after a notification (or host-side readiness, e.g. input).
     /// Throwing `VirtqueueError` makes the transport set DEVICE_NEEDS_RESET.
     func process(queue: Int) throws
+    /// Called after `process(queue:)` once the transport's lock is released: wake the
+    /// threads for work queued under it, so they do not at once block on that lock.
+    func processed(queue: Int)
+    /// Take the notifications of `queue` on the device's own threads instead of the
+    /// event loop's: `eventFD` is the queue's ioeventfd, `handler` processes the queue
+    /// (draining the eventfd). False: the event loop watches it.
+    func serveNotifications(queue: Int, eventFD: Int32, handler: @escaping () -> Void) throws -> Bool
+}
+
+extension VirtioDevice {
+    /// A device that does all its work in `process` has nothing to wake.
+    public func processed(queue: Int) {}
+    public func serveNotifications(queue: Int, eventFD: Int32, handler: @escaping () -> Void) throws -> Bool { false }
 }
 
 extension Virtqueue {

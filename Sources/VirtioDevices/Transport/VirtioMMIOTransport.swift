@@ -5,7 +5,8 @@ import Synchronization
 /// virtio-mmio version 2 (virtio 1.2 §4.2) in front of a `VirtioDevice`.
 ///
 /// Threads: registers are accessed from vCPU threads, queues are processed on the
-/// event-loop thread (`handleNotify`), and devices with slow I/O complete requests from
+/// event-loop thread (`handleNotify`; a device may take its notifications on its own
+/// threads, see `VirtioDevice.serveNotifications`), and devices with slow I/O complete requests from
 /// their own threads (`VirtioActivation.complete`). One lock serialises registers and
 /// the device, held only for register- and ring-sized work (never across disk I/O);
 /// InterruptStatus/ACK go through atomics and never take it.
@@ -58,22 +59,27 @@ public final class VirtioMMIOTransport: MMIODevice {
     /// The eventfd of `queue` fired (or an MMIO notify in `.inline` mode): process it.
     public func handleNotify(queue: Int) {
         if queue >= 0 && queue < notifyFDs.count { notifyFDs[queue].drain() }
-        state.withLock { s in
+        let processed = state.withLock { s -> Bool in
             s.metrics.notifications &+= 1
             if s.paused {
                 if queue >= 0 && queue < 64 { s.pendingWhilePaused |= 1 << UInt64(queue) }
-                return
+                return false
             }
-            guard s.active, !s.broken, queue >= 0, queue < s.live.count, let q = s.live[queue] else { return }
+            guard s.active, !s.broken, queue >= 0, queue < s.live.count, let q = s.live[queue] else { return false }
             q.beginBatch()
             do {
                 try device.process(queue: queue)
                 // One interrupt decision per batch, if the driver wants one (EVENT_IDX/flags).
                 if q.hasNewUsed, try q.needsInterrupt() { interrupt.signalUsedBuffer() }
-            } catch { return enterNeedsReset(&s, "queue \(queue): \(error)") }
+            } catch {
+                enterNeedsReset(&s, "queue \(queue): \(error)")
+                return true
+            }
             // Come back after the event loop has served others (eventfd mode).
             if q.hasDeferredWork && queue < notifyFDs.count { notifyFDs[queue].signal() }
+            return true
         }
+        if processed { device.processed(queue: queue) }
     }
 
     /// A device thread completes requests on `expected` (see `VirtioActivation.complete`).

@@ -2,8 +2,8 @@ import KVMKit
 
 /// Puts a virtio device on a `Machine`: the next virtio-mmio window and GSI, an irqfd
 /// for its interrupt, one ioeventfd per queue on QueueNotify (datamatch = queue index,
-/// so a notify never exits to userspace), and the event-loop handlers that process the
-/// queues. Call before `machine.boot()` so the DSDT and `virtioCommandLine` include it.
+/// so a notify never exits to userspace), and the handlers that process the queues (on
+/// the event loop, or on the device's own threads if it serves its notifications). Call before `machine.boot()` so the DSDT and `virtioCommandLine` include it.
 public enum VirtioMachineAttachment {
     @discardableResult
     /// `state`: a saved transport to rebuild (snapshot restore), which starts paused.
@@ -18,7 +18,10 @@ public enum VirtioMachineAttachment {
         for (queue, fd) in transport.notifyEventFDs.enumerated() {
             try machine.vm.registerIOEventFD(eventFD: fd, address: window.base + VirtioMMIORegister.queueNotify,
                                              length: 4, dataMatch: UInt64(queue))
-            try loop.register(fd: fd, events: .readable) { _ in transport.handleNotify(queue: queue) }
+            let served = try device.serveNotifications(queue: queue, eventFD: fd) { [weak transport] in
+                transport?.handleNotify(queue: queue)
+            }
+            if !served { try loop.register(fd: fd, events: .readable) { _ in transport.handleNotify(queue: queue) } }
         }
         return transport
     }
