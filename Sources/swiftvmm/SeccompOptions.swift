@@ -12,7 +12,7 @@ struct SeccompOptions {
             guard filterPath == nil else { throw ValidationError("--no-seccomp and --seccomp-filter exclude each other") }
             return .disabled
         }
-        guard let path = filterPath else { return try SeccompPolicy.builtIn() }
+        guard let path = filterPath else { return .allowLists }
         return .filters(try SeccompFilterFile.parse(try readSmallFile(path, limit: SeccompFilterFile.maxBytes), path: path))
     }
 }
