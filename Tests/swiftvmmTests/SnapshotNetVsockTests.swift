@@ -89,14 +89,20 @@ final class SnapshotNetVsockTests: XCTestCase {
         XCTAssertTrue(second.echoed, "a new host CONNECT reaches the guest on the restored device")
     }
 
-    func testNetVMSnapshottedAndRestoredPingsAgainThroughTheReopenedTap() throws {
+    /// A probe VM on tap0 in a new namespace that writes a snapshot to `snap` and exits on SIGUSR1.
+    private func startSnapshottingNetVM(snap: String, cmdline: String, stdin: String = "") throws -> (NetNamespace, RunningVMM) {
         let kernel = try probeKernel()
         let ns = try NetNamespace()
         try ns.addTap("tap0", address: "10.77.0.1/24")
+        let vm = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
+                                             "--cmdline", cmdline, "--snapshot-on-signal", "\(snap),exit"]),
+                                stdin: stdin, executable: NetNamespace.ip)
+        return (ns, vm)
+    }
+
+    func testNetVMSnapshottedAndRestoredPingsAgainThroughTheReopenedTap() throws {
         let snap = "\(path("n.state")),\(path("n.mem"))"
-        let a = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
-                                            "--cmdline", "console=ttyS0 \(netArgs)", "--snapshot-on-signal", "\(snap),exit"]),
-                               stdin: "test net\n", executable: NetNamespace.ip)
+        let (ns, a) = try startSnapshottingNetVM(snap: snap, cmdline: "console=ttyS0 \(netArgs)", stdin: "test net\n")
         try a.waitFor("net test before the snapshot") { probeDoneLineComplete($0) }
         XCTAssertTrue(a.stdout.contains("PROBE PASS net"), a.stdout)
         let mac = a.stdout.range(of: "net: mac ").map { "net: mac " + a.stdout[$0.upperBound...].prefix(17) } ?? "none"
@@ -113,13 +119,9 @@ final class SnapshotNetVsockTests: XCTestCase {
     }
 
     func testRestoreWithoutTheTapIsOneClearLine() throws {
-        let kernel = try probeKernel()
-        let ns = try NetNamespace()
-        try ns.addTap("tap0", address: "10.77.0.1/24")
         let snap = "\(path("t.state")),\(path("t.mem"))"
-        let a = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0",
-                                            "--cmdline", "console=ttyS0", "--snapshot-on-signal", "\(snap),exit"]),
-                               executable: NetNamespace.ip)
+        let (ns, a) = try startSnapshottingNetVM(snap: snap, cmdline: "console=ttyS0")
+        let kernel = try probeKernel()
         try a.waitFor("shell") { $0.contains("probe> ") }
         a.signal(SIGUSR1)
         XCTAssertEqual(a.wait(), 0, a.stderr)

@@ -9,7 +9,7 @@ public final class KVM: Sendable {
 
     public let fd: Int32
     public let path: String
-    private let cpuid = SupportedCPUIDQuery()
+    private let cpuid = SupportedCPUIDCache()
 
     public init(path: String = KVM.defaultDevicePath) throws {
         let fd = ckvm_open_rw_cloexec(path)
@@ -49,7 +49,7 @@ public final class KVM: Sendable {
         return n > 0 ? Int(n) : 4
     }
 
-    /// KVM_GET_SUPPORTED_CPUID, asked once per handle (`SupportedCPUIDQuery`).
+    /// KVM_GET_SUPPORTED_CPUID, asked once per handle (`SupportedCPUIDCache`).
     public func supportedCPUID() throws -> [kvm_cpuid_entry2] {
         try cpuid.entries(fd: fd)
     }

@@ -7,12 +7,12 @@ import Synchronization
 /// host, this project's test machines) that costs 0.4–0.6 ms, and a VM asks it when it
 /// boots or restores and again for every snapshot and migration, while the guest is
 /// paused. The host's answer cannot change while the process runs.
-final class SupportedCPUIDQuery: Sendable {
+final class SupportedCPUIDCache: Sendable {
     private let answer = Mutex<Result<[kvm_cpuid_entry2], KVMError>?>(nil)
 
     func entries(fd: Int32) throws(KVMError) -> [kvm_cpuid_entry2] {
         if let known = answer.withLock({ $0 }) { return try known.get() }
-        let asked = SupportedCPUIDQuery.ask(fd: fd)
+        let asked = SupportedCPUIDCache.ask(fd: fd)
         answer.withLock { $0 = $0 ?? asked }
         return try asked.get()
     }
