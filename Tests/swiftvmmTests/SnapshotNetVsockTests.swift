@@ -126,9 +126,9 @@ final class SnapshotNetVsockTests: XCTestCase {
         a.signal(SIGUSR1)
         XCTAssertEqual(a.wait(), 0, a.stderr)
         // The tap is held by another process: the restore refuses before building anything.
-        let holder = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0", "--serial", "none"]),
+        let holder = try RunningVMM(ns.swiftvmm(["run", "--kernel", kernel, "--memory", "64", "--net", "tap=tap0"]),
                                     executable: NetNamespace.ip)
-        usleep(500_000)
+        try holder.waitFor("the holder's guest running (its tap attached before)") { $0.contains("probe> ") }
         let r = try runProcess(NetNamespace.ip, ns.swiftvmm(["run", "--restore", snap]), timeout: 30)
         holder.signal(SIGKILL)
         _ = holder.wait()
