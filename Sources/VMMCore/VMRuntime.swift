@@ -69,7 +69,7 @@ final class VMRuntime {
                 let state = try $0.decode(VirtioBlockState.self, device: id)
                 return try VirtioBlock(state: state,
                                        backend: DiskImage.open(path: options.path, format: state.format, readOnly: options.readOnly),
-                                       offersFlush: d.cacheType == .writeback)
+                                       offersFlush: d.cacheType == .writeback, rateLimit: d.rateLimit)
             } ?? VirtioBlock(options: options, offersFlush: d.cacheType == .writeback)
             let t = try VirtioMachineAttachment.attach(block, name: "virtio-blk \(d.id) (\(d.path))", to: machine, loop: loop,
                                                        state: saved?.transport)

@@ -34,6 +34,24 @@ final class SavedConfigurationTests: XCTestCase {
         XCTAssertNil(back.vsock)
     }
 
+    /// Each drive's rate limit is saved (a restored disk stays limited); a file from before
+    /// they were saved decodes with unlimited drives.
+    func testDriveRateLimitsRoundTrip() throws {
+        var c = VMConfiguration()
+        c.drives = [VMConfiguration.Drive(id: "a", path: "/a.img", readOnly: false, isRootDevice: false,
+                                          rateLimit: RateLimiterConfig(bandwidth: .init(size: 1 << 20, oneTimeBurst: 7, refillTimeMs: 1000),
+                                                                       ops: .init(size: 100, refillTimeMs: 1000))),
+                    VMConfiguration.Drive(id: "b", path: "/b.img", readOnly: true, isRootDevice: false)]
+        let bytes = SavedConfiguration(c).encodedBytes
+        let back = try SavedConfiguration(decoding: bytes, context: "test").configuration
+        XCTAssertEqual(back.drives.map(\.rateLimit), c.drives.map(\.rateLimit))
+        // Two saved limits of two buckets each (flag, size, burst, refill time).
+        let old = try SavedConfiguration(decoding: Array(bytes.dropLast(2 * 2 * 25)), context: "test").configuration
+        XCTAssertEqual(old.drives.map(\.id), ["a", "b"])
+        XCTAssertTrue(old.drives.allSatisfy { $0.rateLimit.isUnlimited })
+        for cut in 1..<(2 * 2 * 25) { XCTAssertThrowsError(try SavedConfiguration(decoding: Array(bytes.dropLast(cut)), context: "test")) }
+    }
+
     func testHostileNetAndVsockFieldsAreRefused() throws {
         var c = VMConfiguration()
         c.vsock = try VsockOptions(cid: 7, udsPath: "/tmp/v.sock")

@@ -40,6 +40,32 @@ final class BlockRateLimitTests: XCTestCase {
         XCTAssertEqual(guest.byte(at: statuses[2]), 0xff, "the third still waits")
     }
 
+    /// A disk rebuilt from its saved state keeps its limit (given again from the saved
+    /// configuration) and what its buckets had left; a state saved before the levels
+    /// were restores with full buckets.
+    func testRestoredDiskKeepsItsLimitAndWhatWasLeft() throws {
+        let path = makeImage(size: 64 * 1024)
+        defer { unlink(path) }
+        // Read-only: several backends share the image's lock, one per device built here.
+        let limit = RateLimiterConfig(ops: .init(size: 4, refillTimeMs: 3_600_000))
+        let block = try VirtioBlock(backend: try FileBlockBackend(path: path, readOnly: true), serial: "x", rateLimit: limit, clock: { 0 })
+        for _ in 0..<3 { XCTAssertTrue(block.limiter.consume(bytes: 0, now: 0)) }
+        let bytes = block.captureState().encodedBytes
+        let state = try VirtioBlockState(decoding: bytes, context: "test")
+        XCTAssertEqual(state.rateLimit, RateLimiterLevels(ops: .init(budget: 1, oneTimeBurst: 0)))
+
+        let restored = try VirtioBlock(state: state, backend: try FileBlockBackend(path: path, readOnly: true), rateLimit: limit)
+        XCTAssertEqual(restored.limiter.ops?.budget, 1)
+        XCTAssertEqual(restored.limiter.ops?.size, 4)
+        let unlimited = try VirtioBlock(state: state, backend: try FileBlockBackend(path: path, readOnly: true))
+        XCTAssertTrue(unlimited.limiter.isUnlimited, "the limit comes from the configuration, not the levels")
+        // The levels are the state's last field (flag + budget + burst per bucket: 34 bytes).
+        let before = try VirtioBlockState(decoding: Array(bytes.dropLast(34)), context: "test")
+        XCTAssertEqual(before.rateLimit, RateLimiterLevels())
+        let full = try VirtioBlock(state: before, backend: try FileBlockBackend(path: path, readOnly: true), rateLimit: limit)
+        XCTAssertEqual(full.limiter.ops?.budget, 4)
+    }
+
     func testDiskOptionsTakeBuckets() throws {
         let o = try DiskOptions(parsing: "a.img,bw=1000000/100,iops=100/1000/50")
         XCTAssertEqual(o.rateLimit, RateLimiterConfig(bandwidth: .init(size: 1_000_000, refillTimeMs: 100),

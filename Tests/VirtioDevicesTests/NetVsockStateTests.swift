@@ -45,6 +45,22 @@ final class NetVsockStateTests: XCTestCase {
         XCTAssertEqual(status, [0, 0])
     }
 
+    /// Each direction's rate limiter goes on from what it had left.
+    func testNetStateKeepsRateLimiterLevels() throws {
+        let tx = RateLimiterConfig(ops: .init(size: 5, refillTimeMs: 3_600_000))
+        let rx = RateLimiterConfig(bandwidth: .init(size: 10_000, refillTimeMs: 3_600_000))
+        let b = NetBed(rxLimit: rx, txLimit: tx)
+        XCTAssertTrue(b.net.txLimiter.consume(bytes: 100, now: 0))
+        XCTAssertTrue(b.net.txLimiter.consume(bytes: 100, now: 0))
+        XCTAssertTrue(b.net.rxLimiter.consume(bytes: 2500, now: 0))
+        let state = try VirtioNetState(decoding: b.net.captureState().encodedBytes, context: "test")
+        XCTAssertEqual(state.txLimit, RateLimiterLevels(ops: .init(budget: 3, oneTimeBurst: 0)))
+        XCTAssertEqual(state.rxLimit, RateLimiterLevels(bandwidth: .init(budget: 7500, oneTimeBurst: 0)))
+        let net = VirtioNet(state: state, backend: FakeNetBackend(), rxLimit: rx, txLimit: tx)
+        XCTAssertEqual(net.txLimiter.ops?.budget, 3)
+        XCTAssertEqual(net.rxLimiter.bandwidth?.budget, 7500)
+    }
+
     func testNetStateRejectsAShortMAC() {
         var w = StateWriter()
         w.write(bytes: [1, 2, 3]); w.write(UInt16(1500)); w.write(true)

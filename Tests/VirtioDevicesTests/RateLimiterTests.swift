@@ -1,3 +1,4 @@
+import KVMKit
 import XCTest
 @testable import VirtioDevices
 
@@ -124,6 +125,50 @@ final class RateLimiterTests: XCTestCase {
         }
         let rate = Double(sent) / 10.0
         XCTAssertEqual(rate, 1_000_000, accuracy: 1_000_000 * 0.02)
+    }
+
+    /// A snapshot keeps what the buckets had left: the limiter rebuilt from the levels (on
+    /// another clock base, as in a new process) refuses what the saved one would have,
+    /// then refills at the configured rate.
+    func testLevelsCarryOverToARestoredLimiter() throws {
+        let config = RateLimiterConfig(bandwidth: .init(size: 1000, oneTimeBurst: 300, refillTimeMs: 100),
+                                       ops: .init(size: 10, refillTimeMs: 1000))
+        var l = RateLimiter(config, now: 0)
+        XCTAssertTrue(l.consume(bytes: 1100, now: 0), "the burst's 300, then 800 of the 1000")
+        let levels = l.levels(now: 10 * ms)
+        XCTAssertEqual(levels, RateLimiterLevels(bandwidth: .init(budget: 300, oneTimeBurst: 0), ops: .init(budget: 9, oneTimeBurst: 0)),
+                       "200 left plus the 100 earned in 10 ms; one op taken")
+        XCTAssertEqual(l.bandwidth?.budget, 200, "taking the levels does not change the limiter")
+        let back = try RateLimiterLevels(decoding: levels.encodedBytes, context: "test")
+        XCTAssertEqual(back, levels)
+
+        let base: UInt64 = 5_000 * ms
+        var r = RateLimiter(config, levels: back, now: base)
+        XCTAssertFalse(r.consume(bytes: 400, now: base), "300 bytes left, not a full bucket")
+        XCTAssertEqual(r.wakeTime, base + 10 * ms, "the missing 100 take 10 ms")
+        XCTAssertTrue(r.timerFired(now: base + 10 * ms))
+        XCTAssertTrue(r.consume(bytes: 400, now: base + 10 * ms))
+        // A fresh limiter of the same configuration would have let it through at once.
+        var fresh = RateLimiter(config, now: base)
+        XCTAssertTrue(fresh.consume(bytes: 400, now: base))
+    }
+
+    /// Levels come from a file: never more than a bucket's size or its configured burst, a
+    /// bucket without saved levels starts full, levels without a bucket limit nothing, and
+    /// a truncated record is an error.
+    func testRestoredLevelsAreBoundedByTheConfiguration() throws {
+        let config = RateLimiterConfig(bandwidth: .init(size: 1000, oneTimeBurst: 300, refillTimeMs: 100),
+                                       ops: .init(size: 10, refillTimeMs: 1000))
+        let r = RateLimiter(config, levels: RateLimiterLevels(bandwidth: .init(budget: .max, oneTimeBurst: .max)), now: 0)
+        XCTAssertEqual(r.bandwidth?.budget, 1000)
+        XCTAssertEqual(r.bandwidth?.oneTimeBurst, 300)
+        XCTAssertEqual(r.ops?.budget, 10)
+        let unlimited = RateLimiter(RateLimiterConfig(), levels: RateLimiterLevels(ops: .init(budget: 0, oneTimeBurst: 0)), now: 0)
+        XCTAssertTrue(unlimited.isUnlimited)
+        let bytes = RateLimiterLevels(bandwidth: .init(budget: 1, oneTimeBurst: 2)).encodedBytes
+        for cut in 1...bytes.count {
+            XCTAssertThrowsError(try RateLimiterLevels(decoding: Array(bytes.dropLast(cut)), context: "test"))
+        }
     }
 
     func testUpdateReplacesBucketsAndUnblocks() {

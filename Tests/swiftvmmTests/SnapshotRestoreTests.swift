@@ -85,6 +85,38 @@ final class SnapshotRestoreTests: XCTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
+    /// `--disk …,iops=` survives a snapshot: a guest counting with a disk read and write
+    /// per count (far more than the 5 requests a second the disk allows) is snapshotted,
+    /// loaded through the API in a fresh process, and goes on waiting for the limiter
+    /// there — the restored disk's `rate_limited` counter grows.
+    func testARestoredDiskIsStillRateLimited() throws {
+        let kernel = try probeKernel()
+        let disk = path("limited.img")
+        XCTAssertTrue(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
+        let state = path("l.state"), mem = path("l.mem")
+        let a = try RunningVMM(["run", "--kernel", kernel, "--memory", "64", "--disk", "\(disk),iops=5/1000",
+                                "--snapshot-on-signal", "\(state),\(mem),exit"], stdin: "count 0 20 disk\n")
+        try a.waitFor("3 counts") { (consoleCounts($0).last ?? 0) >= 3 }
+        a.signal(SIGUSR1)
+        XCTAssertEqual(a.wait(), 0, a.stderr)
+
+        let b = try ManagedVMProcess { ["--api-sock", $0] }
+        try b.waitForSocket()
+        let load = #"{"snapshot_path": "\#(state)", "mem_backend": {"backend_type": "File", "backend_path": "\#(mem)"}, "resume_vm": true}"#
+        XCTAssertEqual(try b.curl("PUT", "/snapshot/load", load).status, 204, b.stderr)
+        var limited = 0, last = ""
+        let deadline = Date().addingTimeInterval(30)
+        while limited == 0 && Date() < deadline {
+            last = try b.curl("GET", "/metrics").body
+            if let key = last.range(of: "\"rate_limited\":") {
+                limited = Int(last[key.upperBound...].drop { $0 == " " }.prefix { $0.isNumber }) ?? 0
+            }
+            if limited == 0 { usleep(100_000) }
+        }
+        XCTAssertGreaterThan(limited, 0, "the restored disk's requests waited for its limiter: \(last)\n\(b.console)\n\(b.stderr)")
+        XCTAssertFalse(b.console.contains("disk error"), b.console)
+    }
+
     func testCountContinuesAcrossFullAndDiffSnapshots() throws {
         let kernel = try probeKernel()
         let disk = path("disk.img")

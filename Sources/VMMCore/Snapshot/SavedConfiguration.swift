@@ -3,7 +3,7 @@ import VirtioDevices
 
 /// The parts of a `VMConfiguration` a restored VM must be rebuilt with: the machine
 /// size, the devices in order (their ids key the saved device states) and the disks'
-/// paths, the taps (re-opened by name) and the vsock device. The kernel is not needed (RAM holds it) and the host console stays the
+/// paths and rate limits, the taps (re-opened by name) and the vsock device. The kernel is not needed (RAM holds it) and the host console stays the
 /// restoring process's own.
 struct SavedConfiguration: StateCodable {
     var configuration: VMConfiguration
@@ -30,6 +30,8 @@ struct SavedConfiguration: StateCodable {
             w.write(SavedRateLimit(n.rxLimit)); w.write(SavedRateLimit(n.txLimit))
         }
         w.write(c.vsock != nil); w.write(c.vsock?.cid ?? 0); w.write(c.vsock?.udsPath ?? "")
+        // Appended after that: each drive's rate limit, in drive order.
+        for d in c.drives { w.write(SavedRateLimit(d.rateLimit)) }
     }
 
     init(from r: inout StateReader) throws {
@@ -53,6 +55,9 @@ struct SavedConfiguration: StateCodable {
         let address = try r.read(UInt64.self, "MMIO UART address")
         c.console.serialMMIOAddress = hasMMIO ? address : nil
         if r.remaining > 0 { try Self.readNetAndVsock(&r, into: &c) }
+        if r.remaining > 0 {
+            for i in c.drives.indices { c.drives[i].rateLimit = try r.read(SavedRateLimit.self).config }
+        }
         configuration = c
     }
 

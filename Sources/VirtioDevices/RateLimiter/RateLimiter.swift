@@ -94,6 +94,26 @@ public struct RateLimiter: Equatable, Sendable {
     }
 }
 
+extension RateLimiter {
+    /// The buckets' levels, refilled up to `now` (a copy: the limiter is not changed).
+    public func levels(now: UInt64) -> RateLimiterLevels {
+        func level(_ b: TokenBucket?) -> RateLimiterLevels.Bucket? {
+            guard var b else { return nil }
+            b.replenish(now: now)
+            return b.level
+        }
+        return RateLimiterLevels(bandwidth: level(bandwidth), ops: level(ops))
+    }
+
+    /// A limiter with `config`'s buckets at the saved `levels`; refill counts from `now`.
+    /// A bucket the levels lack (a file from before they were saved) starts full.
+    public init(_ config: RateLimiterConfig, levels: RateLimiterLevels, now: UInt64) {
+        self.init(config, now: now)
+        if let b = bandwidth, let l = levels.bandwidth { bandwidth = b.holding(l) }
+        if let o = ops, let l = levels.ops { ops = o.holding(l) }
+    }
+}
+
 /// Counters of one rate limiter.
 public struct RateLimiterMetrics: Equatable, Sendable {
     /// Requests refused (the device waited for the timer).

@@ -101,3 +101,16 @@ public struct TokenBucket: Equatable, Sendable {
         return q &+ (r > 0 ? 1 : 0)
     }
 }
+
+extension TokenBucket {
+    var level: RateLimiterLevels.Bucket { RateLimiterLevels.Bucket(budget: budget, oneTimeBurst: oneTimeBurst) }
+
+    /// This bucket holding `level` instead of being full; never more than its size and
+    /// its configured burst (the level comes from a file).
+    func holding(_ level: RateLimiterLevels.Bucket) -> TokenBucket {
+        var b = self
+        b.budget = Swift.min(level.budget, size)
+        b.oneTimeBurst = Swift.min(level.oneTimeBurst, oneTimeBurst)
+        return b
+    }
+}

@@ -37,7 +37,8 @@ extension VirtioBlock: MetricsReporting {
         return [("read_count", m.reads), ("write_count", m.writes), ("flush_count", m.flushes),
                 ("get_id_count", m.getIDs), ("discard_count", m.discards), ("write_zeroes_count", m.writeZeroes),
                 ("read_bytes", m.bytesRead), ("write_bytes", m.bytesWritten), ("invalid_requests", m.invalidRequests),
-                ("unsupported_requests", m.unsupportedRequests), ("backend_errors", m.backendErrors)]
+                ("unsupported_requests", m.unsupportedRequests), ("backend_errors", m.backendErrors),
+                ("rate_limited", m.rateLimited)]
     }
 }
 
