@@ -133,6 +133,27 @@ public final class MicroVM: Sendable {
         }
     }
 
+    /// Change drive `id`'s rate limit: in the configuration before start, on the live
+    /// device after (Firecracker's `PATCH /drives/{id}` with `rate_limiter`).
+    public func updateDriveRateLimit(id: String, limit: RateLimiterConfig) throws {
+        try core.withLock { c in
+            guard let index = c.configuration.drives.firstIndex(where: { $0.id == id }) else {
+                throw VMError.invalidConfiguration("drive \(id) does not exist")
+            }
+            if let r = c.runtime, control.stopReason == nil {
+                guard let transport = r.registry.entry("block_\(id)")?.device as? VirtioMMIOTransport,
+                      let block = transport.device as? VirtioBlock else {
+                    throw VMError.invalidConfiguration("drive \(id) has no live device")
+                }
+                transport.withDeviceLocked { _, _ in block.replaceRateLimit(limit) }
+                block.retryWaiting()
+            } else {
+                try check(.configure, c.lifecycle)
+            }
+            c.configuration.drives[index].rateLimit = limit
+        }
+    }
+
     /// Change an interface's rate limiters: in the configuration before start, on the live
     /// device after (Firecracker's `PATCH /network-interfaces/{id}`). nil leaves one as is.
     public func updateNetworkInterface(id: String, rx: RateLimiterConfig?, tx: RateLimiterConfig?) throws {

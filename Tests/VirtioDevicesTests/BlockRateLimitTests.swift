@@ -40,6 +40,37 @@ final class BlockRateLimitTests: XCTestCase {
         XCTAssertEqual(guest.byte(at: statuses[2]), 0xff, "the third still waits")
     }
 
+    /// The API's PATCH on a live drive: a request waiting for the old limit goes at once
+    /// once the limit is lifted, and a limit set on an unlimited disk applies to the next one.
+    func testLimitReplacedOnALiveDisk() throws {
+        let path = makeImage(size: 64 * 1024)
+        defer { unlink(path) }
+        let guest = FakeGuest(queueSize: 64)
+        var armed: [UInt64] = []
+        let block = try VirtioBlock(backend: try FileBlockBackend(path: path, readOnly: false), serial: "x",
+                                    rateLimit: RateLimiterConfig(ops: .init(size: 1, refillTimeMs: 3_600_000)), clock: { 0 })
+        block.armTimer = { armed.append($0) }
+        let t = try VirtioMMIOTransport(device: block, memory: guest.memory, interrupt: RecordingLine(), notify: .inline)
+        let d = MMIODriver(t: t)
+        d.start(guest)
+        func settle() { block.pause(); block.resume() }
+        func read(_ i: Int) {
+            let h = guest.put(withUnsafeBytes(of: UInt32(0).littleEndian, Array.init) + [0, 0, 0, 0] + withUnsafeBytes(of: UInt64(8 * i).littleEndian, Array.init))
+            guest.publish(guest.chain(at: 3 * i, [(h, 16, false), (guest.alloc(512), 512, true), (guest.alloc(1, fill: 0xff), 1, true)]))
+        }
+        read(0); read(1)
+        d.notify(0); settle()
+        XCTAssertEqual(guest.usedIndex, 1, "one request a hour: the second waits")
+        t.withDeviceLocked { _, _ in block.replaceRateLimit(RateLimiterConfig()) }
+        block.retryWaiting(); settle()
+        XCTAssertEqual(guest.usedIndex, 2, "lifted: the waiting request went")
+        t.withDeviceLocked { _, _ in block.replaceRateLimit(RateLimiterConfig(ops: .init(size: 1, refillTimeMs: 3_600_000))) }
+        read(2); read(3)
+        d.notify(0); settle()
+        XCTAssertEqual(guest.usedIndex, 3, "limited again, with a full bucket of one")
+        XCTAssertEqual(block.metrics.rateLimited, 2)
+    }
+
     /// A disk rebuilt from its saved state keeps its limit (given again from the saved
     /// configuration) and what its buckets had left; a state saved before the levels
     /// were restores with full buckets.

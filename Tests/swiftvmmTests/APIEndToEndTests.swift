@@ -193,6 +193,45 @@ final class APIEndToEndTests: XCTestCase {
         XCTAssertTrue(unknown.stderr.contains("--bogus"), unknown.stderr)
     }
 
+    /// `PATCH /drives/{id}` with `rate_limiter` on a running VM (Firecracker's call): a
+    /// guest counting with a disk read and write per count is held to 2 requests a second
+    /// (its disk's `rate_limited` counter grows, the count slows to about 1 a second), then
+    /// set free again (`{}`: no buckets) and counts on at full speed.
+    func testRateLimitOfARunningDrive() throws {
+        try requireKVMDevice()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftvmm-patchlimit-\(getpid())-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let disk = dir.appendingPathComponent("d.img").path, sock = dir.appendingPathComponent("api.sock").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20)))
+        let vm = try RunningVMM(["run", "--api-sock", sock, "--kernel", try probeKernel(), "--memory", "64", "--disk", "\(disk),id=data"],
+                                stdin: "count 0 20 disk\n")
+        defer { vm.signal(SIGKILL); _ = vm.wait() }
+        try vm.waitFor("3 counts") { (consoleCounts($0).last ?? 0) >= 3 }
+        let exe = swiftvmmExecutable()
+        func limited() throws -> Int {
+            let r = try runProcess(exe, ["metrics", "--api-sock", sock], timeout: 10)
+            guard let key = r.stdout.range(of: "\"rate_limited\":") else { XCTFail(r.stdout + r.stderr); return -1 }
+            return Int(r.stdout[key.upperBound...].drop { $0 == " " }.prefix { $0.isNumber }) ?? -1
+        }
+        XCTAssertEqual(try limited(), 0)
+        var r = try runProcess(exe, ["api", "--api-sock", sock, "PATCH", "/drives/data", "drive_id=data",
+                                     #"rate_limiter:={"ops": {"size": 2, "refill_time": 1000}}"#], timeout: 10)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let deadline = Date().addingTimeInterval(30)
+        while try limited() == 0 && Date() < deadline { usleep(100_000) }
+        XCTAssertGreaterThan(try limited(), 0, "the live disk waits for its new limit")
+        let slowFrom = consoleCounts(vm.stdout).last ?? 0
+        sleep(3)
+        let slow = (consoleCounts(vm.stdout).last ?? 0) - slowFrom
+        XCTAssertLessThanOrEqual(slow, 6, "about one count (two requests) a second while limited")
+        r = try runProcess(exe, ["api", "--api-sock", sock, "PATCH", "/drives/data", "drive_id=data", "rate_limiter:={}"], timeout: 10)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let from = consoleCounts(vm.stdout).last ?? 0
+        try vm.waitFor("50 more counts, unlimited", timeout: 20) { (consoleCounts($0).last ?? 0) >= from + 50 }
+        XCTAssertFalse(vm.stdout.contains("disk error"), vm.stdout)
+    }
+
     /// The person's client: info, pause, resume, metrics, and a refused request.
     func testClientSubcommands() throws {
         try requireKVMDevice()

@@ -91,19 +91,9 @@ public final class APIController: Sendable {
         case .putDrive(let d):
             try vm.configure { c in try c.upsertDrive(try VMConfiguration.Drive(validating: d)) }
         case .patchDrive(let u):
-            if u.rateLimiter != nil && vm.state != .notStarted {
-                throw APIError(.badRequest, "drive \(u.driveID): changing a running drive's rate_limiter is not supported; set it before InstanceStart")
-            }
-            if let r = u.rateLimiter {
-                let limit = try RateLimiterConfig(r, at: "rate_limiter")
-                try vm.configure { c in
-                    guard let i = c.drives.firstIndex(where: { $0.id == u.driveID }) else {
-                        throw VMError.invalidConfiguration("drive \(u.driveID) does not exist")
-                    }
-                    c.drives[i].rateLimit = limit
-                }
-            }
+            let limit = try u.rateLimiter.map { try RateLimiterConfig($0, at: "rate_limiter") }
             if let path = u.pathOnHost { try vm.updateDrive(id: u.driveID, path: path) }
+            if let limit { try vm.updateDriveRateLimit(id: u.driveID, limit: limit) }
         case .putEntropy(let e):
             guard e.rateLimiter == nil else { throw APIError(.badRequest, "the entropy device has no rate limiter in swiftvmm") }
             try vm.configure { $0.entropy = true }

@@ -26,9 +26,17 @@ extension VirtioBlock {
         return limiter.timerFired(now: clock())
     }
 
-    /// Give the limiter its timer on `loop` (only needed when `bw=`/`iops=` are set).
+    /// Replace the limit (the API's PATCH on a live drive). Call with the transport's lock
+    /// held (`withDeviceLocked`), then `retryWaiting()` without it: the buckets start full,
+    /// as Firecracker's do after an update, and a request waiting for the old limit goes.
+    public func replaceRateLimit(_ config: RateLimiterConfig) { limiter.update(config, now: clock()) }
+
+    /// Kick the request queue (a paused transport keeps the kick for its resume).
+    public func retryWaiting() { kick.withLock { $0 }?(0) }
+
+    /// Give the limiter its timer on `loop`; every disk has one, as a limit can be set on
+    /// a running drive.
     public func registerRateLimitTimer(with loop: EventLoop) throws {
-        guard !limiter.isUnlimited else { return }
         let timer = try TimerFD()
         armTimer = { timer.arm(after: $0) }
         try loop.register(fd: timer.fd, events: .readable) { [weak self] _ in
