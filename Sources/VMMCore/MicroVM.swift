@@ -111,14 +111,9 @@ public final class MicroVM: Sendable {
     /// may have changed. The new file is opened first; on any error nothing changes.
     public func updateDrive(id: String, path: String) throws {
         try core.withLock { c in
-            guard let index = c.configuration.drives.firstIndex(where: { $0.id == id }) else {
-                throw VMError.invalidConfiguration("drive \(id) does not exist")
-            }
+            let index = try driveIndex(id, c.configuration)
             if let r = c.runtime, control.stopReason == nil {
-                guard let transport = r.registry.entry("block_\(id)")?.device as? VirtioMMIOTransport,
-                      let block = transport.device as? VirtioBlock else {
-                    throw VMError.invalidConfiguration("drive \(id) has no live device")
-                }
+                let (transport, block) = try liveDrive(id, r)
                 let old = c.configuration.drives[index]
                 let backend = try DiskImage.open(path: path, format: old.format, readOnly: old.readOnly)
                 let quiesce = c.lifecycle == .running  // a paused VM's devices are quiet already
@@ -137,14 +132,9 @@ public final class MicroVM: Sendable {
     /// device after (Firecracker's `PATCH /drives/{id}` with `rate_limiter`).
     public func updateDriveRateLimit(id: String, limit: RateLimiterConfig) throws {
         try core.withLock { c in
-            guard let index = c.configuration.drives.firstIndex(where: { $0.id == id }) else {
-                throw VMError.invalidConfiguration("drive \(id) does not exist")
-            }
+            let index = try driveIndex(id, c.configuration)
             if let r = c.runtime, control.stopReason == nil {
-                guard let transport = r.registry.entry("block_\(id)")?.device as? VirtioMMIOTransport,
-                      let block = transport.device as? VirtioBlock else {
-                    throw VMError.invalidConfiguration("drive \(id) has no live device")
-                }
+                let (transport, block) = try liveDrive(id, r)
                 transport.withDeviceLocked { _, _ in block.replaceRateLimit(limit) }
                 block.retryWaiting()
             } else {
@@ -152,6 +142,19 @@ public final class MicroVM: Sendable {
             }
             c.configuration.drives[index].rateLimit = limit
         }
+    }
+
+    private func driveIndex(_ id: String, _ c: VMConfiguration) throws -> Int {
+        guard let index = c.drives.firstIndex(where: { $0.id == id }) else { throw VMError.invalidConfiguration("drive \(id) does not exist") }
+        return index
+    }
+
+    private func liveDrive(_ id: String, _ r: VMRuntime) throws -> (VirtioMMIOTransport, VirtioBlock) {
+        guard let transport = r.registry.entry("block_\(id)")?.device as? VirtioMMIOTransport,
+              let block = transport.device as? VirtioBlock else {
+            throw VMError.invalidConfiguration("drive \(id) has no live device")
+        }
+        return (transport, block)
     }
 
     /// Change an interface's rate limiters: in the configuration before start, on the live
