@@ -70,15 +70,13 @@ struct ManagedRun {
             try vm.start()
         }
         var filtered = false
-        repeat {
+        controller.serve(channel) {
             // Last, once the VM runs: the VM's threads exist and filter themselves.
             if !filtered, vm.state != .notStarted {
                 Seccomp.installOnThreadStart(.control)
                 filtered = true
             }
-            guard let call = channel.next() else { break }  // closed: the VM stopped
-            channel.answer(controller.respond(to: call))
-        } while true
+        }
         let reason = vm.waitForStop()
         vm.shutdown()
         controller.flushMetricsIfConfigured()

@@ -251,6 +251,33 @@ public final class APIController: Sendable {
         sink.writeLine(MetricsReport.json(vm.metrics()).encoded())
     }
 
+    /// Firecracker's period for writing metrics on its own (`WRITE_METRICS_PERIOD_MS`).
+    public static let metricsPeriod: UInt64 = 60_000_000_000
+
+    /// The VMM thread's loop: execute each request `channel` brings until it closes (the
+    /// VM stopped), and once the VM has started and metrics are configured, write a record
+    /// every `metricsPeriod` nanoseconds between requests, as Firecracker does.
+    /// `beforeEach` runs before every wait (the caller's seccomp step).
+    public func serve(_ channel: APIRequestChannel, metricsPeriod: UInt64 = APIController.metricsPeriod, beforeEach: () -> Void = {}) {
+        var nextFlush: UInt64?
+        while true {
+            beforeEach()
+            if nextFlush == nil, vm.state != .notStarted, metricsSink.withLock({ $0 != nil }) {
+                nextFlush = UInt64(monotonicNanoseconds()) &+ metricsPeriod
+            }
+            switch channel.next(deadline: nextFlush) {
+            case .request(let call): channel.answer(respond(to: call))
+            case .timedOut:
+                flushMetricsIfConfigured()
+                // One record for however many periods a stalled host missed (as a
+                // timerfd's expirations read at once).
+                let now = UInt64(monotonicNanoseconds())
+                nextFlush = nextFlush.map { $0 &+ metricsPeriod > now ? $0 &+ metricsPeriod : now &+ metricsPeriod }
+            case .closed: return
+            }
+        }
+    }
+
     /// Flush at exit if metrics are configured; never throws.
     public func flushMetricsIfConfigured() {
         if metricsSink.withLock({ $0 }) != nil { try? flushMetrics() }

@@ -51,8 +51,15 @@ public final class APIRequestChannel: Sendable {
 
     // MARK: VMM thread
 
-    /// Wait for the next request; nil once the channel is closed.
-    public func next() -> APICall? {
+    /// What waiting for a request gave.
+    public enum Wait {
+        case request(APICall)
+        case timedOut
+        case closed
+    }
+
+    /// Wait for the next request until `deadline` (monotonic nanoseconds; nil: for ever).
+    public func next(deadline: UInt64?) -> Wait {
         while true {
             let step = state.withLock { s -> (request: APICall?, closed: Bool) in
                 if s.closed { return (nil, true) }
@@ -60,9 +67,15 @@ public final class APIRequestChannel: Sendable {
                 s.taken = true
                 return (r, false)
             }
-            if let r = step.request { return r }
-            if step.closed { return nil }
-            _ = requestReady.wait()
+            if let r = step.request { return .request(r) }
+            if step.closed { return .closed }
+            var timeout: Int32 = -1
+            if let deadline {
+                let now = UInt64(monotonicNanoseconds())
+                if now >= deadline { return .timedOut }
+                timeout = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+            }
+            _ = requestReady.wait(timeoutMillis: timeout)
         }
     }
 
