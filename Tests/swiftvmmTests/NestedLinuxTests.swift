@@ -7,7 +7,11 @@ import XCTest
 final class NestedLinuxTests: XCTestCase {
     struct Invocation {
         var exitCode: Int32?
+        /// Everything the invocation printed, `@` clients' blocks included.
         var output = ""
+        /// The invocation's own output: `output` without the `@` clients' blocks, so a line
+        /// the guest was printing when a client's output came is whole again.
+        var ownOutput = ""
     }
 
     static var runError: String?
@@ -22,7 +26,7 @@ final class NestedLinuxTests: XCTestCase {
     /// Scenario numbers, in script order.
     enum Scenario: Int {
         case hostCheck = 1, smp2, uniprocessor, elfVmlinux, serialMMIO, probe, disks, readOnly, hvc, durability, api,
-             snapshot, restore, migration
+             snapshot, restore, migration, clientBlocks
     }
 
     /// The script's scenarios, in order, each as its block of lines (from its "# N:" line).
@@ -143,6 +147,13 @@ final class NestedLinuxTests: XCTestCase {
         ? seq-10.
         $ swiftvmm migrate --api-sock /run/m.sock --to unix:/run/mig.sock >/tmp/migrate.out 2>&1; echo $? >/tmp/migrate.rc
         $ i=0; while ! grep -q 'seq-d[o]ne' /tmp/destination.out && [ $i -lt 2400 ]; do sleep 0.2; i=$((i+1)); done; sleep 2; echo migrate-exit=$(cat /tmp/migrate.rc); cat /tmp/migrate.out; echo DESTINATION-OUTPUT-BEGIN; cat /tmp/destination.out; echo; echo DESTINATION-OUTPUT-END
+        # 15: the bed itself: `@` clients' output comes as whole blocks while the invocation
+        # is in the middle of its lines (it prints `drip-` and the number in two writes)
+        /bin/sh -c 'i=0; while [ $i -lt \(dripLength) ]; do i=$((i+1)); printf drip-; sleep 0.02; printf "%s\\n" $i; done'
+        ? drip-5
+        @ --version
+        @ --version
+        @ --version
         """
     }
 
@@ -203,8 +214,35 @@ final class NestedLinuxTests: XCTestCase {
         }
     }
 
-    /// Split the harness output at NESTED-BEGIN n / NESTED-EXIT n code markers.
+    /// Lines scenario 15's invocation prints.
+    static let dripLength = 150
+
+    /// An `@` client's output as the harness writes it, in one block
+    /// (guests/nested/README.md): a line break, `NESTED-CLIENT-OUTPUT n`, the output, a line
+    /// break, `NESTED-CLIENT-EXIT n status`, a line break — each `\r\n` on the console,
+    /// `\n` once `parse` has split the lines. Group 2: the output; 3: the status.
+    static let clientBlock = try! NSRegularExpression(
+        pattern: #"\r*\nNESTED-CLIENT-OUTPUT ([0-9]+)\r*\n(.*?)\r*\nNESTED-CLIENT-EXIT \1 ([0-9]+)\r*\n"#,
+        options: [.dotMatchesLineSeparators])
+
+    /// The `@` clients' blocks in `text`: their output and exit status.
+    static func clientBlocks(_ text: String) -> [(output: String, status: Int32)] {
+        let ns = text as NSString
+        return clientBlock.matches(in: text, range: NSRange(location: 0, length: ns.length)).map {
+            (ns.substring(with: $0.range(at: 2)), Int32(ns.substring(with: $0.range(at: 3)))!)
+        }
+    }
+
+    /// Split the harness output at NESTED-BEGIN n / NESTED-EXIT n code markers; each
+    /// invocation's own output is the same split of the output without `@` blocks.
     static func parse(_ out: String) -> [Int: Invocation] {
+        var invocations = split(out)
+        let withoutBlocks = clientBlock.stringByReplacingMatches(in: out, range: NSRange(location: 0, length: (out as NSString).length), withTemplate: "")
+        for (n, own) in split(withoutBlocks) { invocations[n, default: Invocation()].ownOutput = own.output }
+        return invocations
+    }
+
+    private static func split(_ out: String) -> [Int: Invocation] {
         var invocations: [Int: Invocation] = [:]
         var current: Int?
         for raw in out.split(omittingEmptySubsequences: false, whereSeparator: { $0.isNewline }) {
@@ -246,7 +284,11 @@ final class NestedLinuxTests: XCTestCase {
     }
 
     func lines(_ inv: Invocation) -> [String] {
-        inv.output.split(whereSeparator: { $0.isNewline }).map { $0.trimmingCharacters(in: .whitespaces) }
+        lines(inv.output)
+    }
+
+    func lines(_ text: String) -> [String] {
+        text.split(whereSeparator: { $0.isNewline }).map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     /// What md5sum printed for `path`: a whole line "<32 hex digits>  <path>". The guest
@@ -341,6 +383,26 @@ final class NestedLinuxTests: XCTestCase {
         XCTAssertTrue(lines(inv).contains("raw-write-refused"), "a write fails inside the guest: \(inv.output)")
     }
 
+    /// The bed's `@` clients: each one's output arrives as a whole block even while the
+    /// invocation is in the middle of a line, and without the blocks the invocation's lines
+    /// are whole (scenario 11's tick count relies on both).
+    func testClientOutputComesAsWholeBlocks() throws {
+        let inv = try invocation(.clientBlocks)
+        XCTAssertEqual(inv.exitCode, 0, inv.output)
+        let blocks = Self.clientBlocks(inv.output)
+        XCTAssertEqual(blocks.count, 3, "three client blocks:\n\(inv.output)")
+        for b in blocks {
+            XCTAssertEqual(b.status, 0)
+            XCTAssertTrue(lines(b.output).count == 1 && lines(b.output)[0].hasPrefix("swiftvmm "), "one version line, nothing else: \(b.output.debugDescription)")
+        }
+        let drips = lines(inv.ownOutput).filter { $0.hasPrefix("drip-") }
+        XCTAssertEqual(drips, (1...Self.dripLength).map { "drip-\($0)" }, "the invocation's lines are whole without the blocks:\n\(inv.output)")
+        // A block that came between two lines would prove nothing: at least one came inside
+        // one (the invocation spends nearly all its time between `drip-` and the number).
+        let split = lines(inv.output).contains { $0 == "drip-" }
+        XCTAssertTrue(split, "no client block came inside a line:\n\(inv.output)")
+    }
+
     func testVirtioConsoleAsHVC0() throws {
         let inv = try invocation(.hvc)
         XCTAssertEqual(inv.exitCode, 0, inv.output)
@@ -368,11 +430,13 @@ final class NestedLinuxTests: XCTestCase {
         let inv = try invocation(.api)
         XCTAssertEqual(inv.exitCode, 0, inv.output)
         let out = lines(inv)
-        let clientExits = out.filter { $0.hasPrefix("NESTED-CLIENT-EXIT ") }
-        XCTAssertEqual(clientExits.count, 10, inv.output)
-        XCTAssertTrue(clientExits.allSatisfy { $0.hasSuffix(" 0") }, "an API call failed:\n\(inv.output)")
-        XCTAssertTrue(out.contains { $0.hasPrefix("SWIFTVMM-READY cpus=2 ") }, inv.output)
-        XCTAssertTrue(out.contains("serial-data-end"), "the drive's serial is its drive_id:\n\(inv.output)")
+        // The guest's own lines, without the clients' output (which may come inside one).
+        let guest = lines(inv.ownOutput)
+        let clients = Self.clientBlocks(inv.output)
+        XCTAssertEqual(clients.count, 10, inv.output)
+        XCTAssertTrue(clients.allSatisfy { $0.status == 0 }, "an API call failed:\n\(inv.output)")
+        XCTAssertTrue(guest.contains { $0.hasPrefix("SWIFTVMM-READY cpus=2 ") }, inv.output)
+        XCTAssertTrue(guest.contains("serial-data-end"), "the drive's serial is its drive_id:\n\(inv.output)")
         let paused = out.indices.filter { out[$0] == "\"state\": \"Paused\"," }
         XCTAssertEqual(paused.count, 2, "two state reports while paused:\n\(inv.output)")
         /// The number of a `tick-N` the guest printed (a line may start with the shell's
@@ -384,11 +448,11 @@ final class NestedLinuxTests: XCTestCase {
         if paused.count == 2 {
             XCTAssertTrue(out[paused[0]..<paused[1]].allSatisfy { tick($0) == nil }, "the guest ran while paused:\n\(inv.output)")
         }
-        let ticks = out.compactMap(tick)
+        let ticks = guest.compactMap(tick)
         XCTAssertGreaterThan(ticks.count, 4, inv.output)
-        XCTAssertEqual(ticks, Array(1...max(1, ticks.count)), "the count has a gap or a repeat")
-        XCTAssertTrue(inv.output.contains("reboot: Restarting system"), "Ctrl-Alt-Del reached Linux:\n\(inv.output)")
-        XCTAssertTrue(inv.output.contains("swiftvmm: guest reset"), inv.output)
+        XCTAssertEqual(ticks, Array(1...max(1, ticks.count)), "the count has a gap or a repeat:\n\(inv.output)")
+        XCTAssertTrue(inv.ownOutput.contains("reboot: Restarting system"), "Ctrl-Alt-Del reached Linux:\n\(inv.output)")
+        XCTAssertTrue(inv.ownOutput.contains("swiftvmm: guest reset"), inv.output)
     }
 
     /// The numbers of the complete `seq-N.` lines in `text`, in order (a line may start
