@@ -7,10 +7,10 @@ import XCTest
 final class NestedLinuxTests: XCTestCase {
     struct Invocation {
         var exitCode: Int32?
-        /// Everything the invocation printed, `@` clients' blocks included.
+        /// Everything the invocation printed, the blocks of `$` and `@` lines included.
         var output = ""
-        /// The invocation's own output: `output` without the `@` clients' blocks, so a line
-        /// the guest was printing when a client's output came is whole again.
+        /// The invocation's own output: `output` without those blocks, so a line the guest
+        /// was printing when such a block came is whole again.
         var ownOutput = ""
     }
 
@@ -147,12 +147,14 @@ final class NestedLinuxTests: XCTestCase {
         ? seq-10.
         $ swiftvmm migrate --api-sock /run/m.sock --to unix:/run/mig.sock >/tmp/migrate.out 2>&1; echo $? >/tmp/migrate.rc
         $ i=0; while ! grep -q 'seq-d[o]ne' /tmp/destination.out && [ $i -lt 2400 ]; do sleep 0.2; i=$((i+1)); done; sleep 2; echo migrate-exit=$(cat /tmp/migrate.rc); cat /tmp/migrate.out; echo DESTINATION-OUTPUT-BEGIN; cat /tmp/destination.out; echo; echo DESTINATION-OUTPUT-END
-        # 15: the bed itself: `@` clients' output comes as whole blocks while the invocation
-        # is in the middle of its lines (it prints `drip-` and the number in two writes)
+        # 15: the bed itself: the output of `@` clients and `$` commands comes as whole blocks
+        # while the invocation is in the middle of its lines (`drip-` and the number are two writes)
         /bin/sh -c 'i=0; while [ $i -lt \(dripLength) ]; do i=$((i+1)); printf drip-; sleep 0.02; printf "%s\\n" $i; done'
         ? drip-5
         @ --version
+        $ echo from-"l1"; echo second-line
         @ --version
+        $ echo from-"l1"; echo second-line
         @ --version
         """
     }
@@ -217,27 +219,27 @@ final class NestedLinuxTests: XCTestCase {
     /// Lines scenario 15's invocation prints.
     static let dripLength = 150
 
-    /// An `@` client's output as the harness writes it, in one block
-    /// (guests/nested/README.md): a line break, `NESTED-CLIENT-OUTPUT n`, the output, a line
-    /// break, `NESTED-CLIENT-EXIT n status`, a line break — each `\r\n` on the console,
-    /// `\n` once `parse` has split the lines. Group 2: the output; 3: the status.
-    static let clientBlock = try! NSRegularExpression(
-        pattern: #"\r*\nNESTED-CLIENT-OUTPUT ([0-9]+)\r*\n(.*?)\r*\nNESTED-CLIENT-EXIT \1 ([0-9]+)\r*\n"#,
+    /// A `$` command's or an `@` client's output as the harness writes it, in one block
+    /// (guests/nested/README.md): a line break, `NESTED-KIND-OUTPUT n`, the output, a line
+    /// break, `NESTED-KIND-EXIT n status`, a line break — each `\r\n` on the console, `\n`
+    /// once `parse` has split the lines. Groups: 1 the kind, 3 the output, 4 the status.
+    static let outputBlock = try! NSRegularExpression(
+        pattern: #"\r*\nNESTED-(HOST|CLIENT)-OUTPUT ([0-9]+)\r*\n(.*?)\r*\nNESTED-\1-EXIT \2 ([0-9]+)\r*\n"#,
         options: [.dotMatchesLineSeparators])
 
     /// The `@` clients' blocks in `text`: their output and exit status.
     static func clientBlocks(_ text: String) -> [(output: String, status: Int32)] {
         let ns = text as NSString
-        return clientBlock.matches(in: text, range: NSRange(location: 0, length: ns.length)).map {
-            (ns.substring(with: $0.range(at: 2)), Int32(ns.substring(with: $0.range(at: 3)))!)
-        }
+        return outputBlock.matches(in: text, range: NSRange(location: 0, length: ns.length))
+            .filter { ns.substring(with: $0.range(at: 1)) == "CLIENT" }
+            .map { (ns.substring(with: $0.range(at: 3)), Int32(ns.substring(with: $0.range(at: 4)))!) }
     }
 
     /// Split the harness output at NESTED-BEGIN n / NESTED-EXIT n code markers; each
-    /// invocation's own output is the same split of the output without `@` blocks.
+    /// invocation's own output is the same split of the output without `$` and `@` blocks.
     static func parse(_ out: String) -> [Int: Invocation] {
         var invocations = split(out)
-        let withoutBlocks = clientBlock.stringByReplacingMatches(in: out, range: NSRange(location: 0, length: (out as NSString).length), withTemplate: "")
+        let withoutBlocks = outputBlock.stringByReplacingMatches(in: out, range: NSRange(location: 0, length: (out as NSString).length), withTemplate: "")
         for (n, own) in split(withoutBlocks) { invocations[n, default: Invocation()].ownOutput = own.output }
         return invocations
     }
@@ -383,17 +385,24 @@ final class NestedLinuxTests: XCTestCase {
         XCTAssertTrue(lines(inv).contains("raw-write-refused"), "a write fails inside the guest: \(inv.output)")
     }
 
-    /// The bed's `@` clients: each one's output arrives as a whole block even while the
-    /// invocation is in the middle of a line, and without the blocks the invocation's lines
-    /// are whole (scenario 11's tick count relies on both).
-    func testClientOutputComesAsWholeBlocks() throws {
+    /// The bed's `@` clients and `$` commands: each one's output arrives as a whole block
+    /// even while the invocation is in the middle of a line, and without the blocks the
+    /// invocation's lines are whole (scenario 11's tick count relies on both).
+    func testClientAndHostOutputComeAsWholeBlocks() throws {
         let inv = try invocation(.clientBlocks)
         XCTAssertEqual(inv.exitCode, 0, inv.output)
-        let blocks = Self.clientBlocks(inv.output)
-        XCTAssertEqual(blocks.count, 3, "three client blocks:\n\(inv.output)")
+        let ns = inv.output as NSString
+        let blocks = Self.outputBlock.matches(in: inv.output, range: NSRange(location: 0, length: ns.length)).map {
+            (kind: ns.substring(with: $0.range(at: 1)), lines: lines(ns.substring(with: $0.range(at: 3))), status: ns.substring(with: $0.range(at: 4)))
+        }
+        XCTAssertEqual(blocks.map(\.kind), ["CLIENT", "HOST", "CLIENT", "HOST", "CLIENT"], inv.output)
         for b in blocks {
-            XCTAssertEqual(b.status, 0)
-            XCTAssertTrue(lines(b.output).count == 1 && lines(b.output)[0].hasPrefix("swiftvmm "), "one version line, nothing else: \(b.output.debugDescription)")
+            XCTAssertEqual(b.status, "0")
+            if b.kind == "HOST" {
+                XCTAssertEqual(b.lines, ["from-l1", "second-line"], "the command's output, nothing else")
+            } else {
+                XCTAssertTrue(b.lines.count == 1 && b.lines[0].hasPrefix("swiftvmm "), "one version line, nothing else: \(b.lines)")
+            }
         }
         let drips = lines(inv.ownOutput).filter { $0.hasPrefix("drip-") }
         XCTAssertEqual(drips, (1...Self.dripLength).map { "drip-\($0)" }, "the invocation's lines are whole without the blocks:\n\(inv.output)")
