@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// Which filters the threads of this process install when they start.
 public enum SeccompPolicy: Sendable {
@@ -42,7 +43,7 @@ public enum Seccomp {
         let program: [BPFInstruction]
         switch policy {
         case .disabled: return
-        case .allowLists: program = try SeccompProgram.compile(SeccompAllowLists.rules(for: kind))
+        case .allowLists: program = try compiledAllowList(for: kind)
         case .filters(let programs):
             guard let p = programs[kind] else { return }
             program = p
@@ -56,6 +57,21 @@ public enum Seccomp {
         let count = UInt16(clamping: program.count)
         let r = program.withUnsafeBufferPointer { ckvm_seccomp_load($0.baseAddress, count) }
         if r < 0 { throw .installFailed(kind: kind, errno: -r) }
+    }
+
+    /// Built-in programs compiled so far: the first thread of a kind compiles its list,
+    /// the next ones (a disk's other I/O threads, more vCPUs) reuse it.
+    private static let compiled = Mutex<[ThreadKind: [BPFInstruction]]>([:])
+
+    static func compiledAllowList(for kind: ThreadKind) throws(SeccompError) -> [BPFInstruction] {
+        if let known = compiled.withLock({ $0[kind] }) { return known }
+        // Outside the lock: threads of other kinds compile theirs at the same time.
+        let program = try SeccompProgram.compile(SeccompAllowLists.rules(for: kind))
+        return compiled.withLock { cache in
+            if let first = cache[kind] { return first }
+            cache[kind] = program
+            return program
+        }
     }
 
     /// The thread-start hook: install the process policy's filter for `kind`. A thread that
