@@ -49,11 +49,13 @@ public final class VirtioBlock: VirtioDevice {
 
     /// `ioThreads`: requests served at once (raw: pread/pwrite in parallel; qcow2: reads
     /// in parallel, metadata and writes serialised by the image's lock).
+    /// `rateLimitLevels`: what the limiter had left (a restored device's); empty: full buckets.
     public init(backend: BlockBackend, serial: String, offersFlush: Bool = true, rateLimit: RateLimiterConfig = RateLimiterConfig(),
+                rateLimitLevels: RateLimiterLevels = RateLimiterLevels(),
                 clock: @escaping () -> UInt64 = { UInt64(monotonicNanoseconds()) }, ioThreads: Int? = nil) throws {
         self.offersFlush = offersFlush
         self.clock = clock
-        limiter = RateLimiter(rateLimit, now: clock())
+        limiter = RateLimiter(rateLimit, levels: rateLimitLevels, now: clock())
         var id = Array(serial.utf8.prefix(Self.idBytes))
         id += [UInt8](repeating: 0, count: Self.idBytes - id.count)
         let executor = BlockRequestExecutor(backend: backend, serial: id)

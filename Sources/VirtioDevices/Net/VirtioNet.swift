@@ -54,6 +54,7 @@ public final class VirtioNet: VirtioDevice {
 
     public init(backend: NetBackend, mac: MACAddress, mtu: UInt16 = defaultMTU,
                 rxLimit: RateLimiterConfig = RateLimiterConfig(), txLimit: RateLimiterConfig = RateLimiterConfig(),
+                rxLevels: RateLimiterLevels = RateLimiterLevels(), txLevels: RateLimiterLevels = RateLimiterLevels(),
                 clock: @escaping () -> UInt64 = { UInt64(monotonicNanoseconds()) }, report: @escaping (String) -> Void = { _ in }) {
         self.backend = backend
         self.mac = mac
@@ -61,8 +62,8 @@ public final class VirtioNet: VirtioDevice {
         self.clock = clock
         self.report = report
         let now = clock()
-        rxLimiter = RateLimiter(rxLimit, now: now)
-        txLimiter = RateLimiter(txLimit, now: now)
+        rxLimiter = RateLimiter(rxLimit, levels: rxLevels, now: now)
+        txLimiter = RateLimiter(txLimit, levels: txLevels, now: now)
         rxFrame = .allocate(byteCount: NetHeader.size + NetHeader.maxFrame, alignment: 64)
     }
 

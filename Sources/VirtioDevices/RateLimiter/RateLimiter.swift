@@ -106,7 +106,7 @@ extension RateLimiter {
     }
 
     /// A limiter with `config`'s buckets at the saved `levels`; refill counts from `now`.
-    /// A bucket the levels lack (a file from before they were saved) starts full.
+    /// A bucket the levels lack (a new device, or a file from before they were saved) starts full.
     public init(_ config: RateLimiterConfig, levels: RateLimiterLevels, now: UInt64) {
         self.init(config, now: now)
         if let b = bandwidth, let l = levels.bandwidth { bandwidth = b.holding(l) }

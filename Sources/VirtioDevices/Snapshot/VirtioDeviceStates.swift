@@ -52,8 +52,7 @@ extension VirtioBlock: Snapshottable {
             throw VirtioStateError.deviceMismatch("disk is \(backend.format.rawValue), the snapshot's was \(state.format.rawValue)")
         }
         try self.init(backend: backend, serial: String(decoding: state.serial.prefix { $0 != 0 }, as: UTF8.self), offersFlush: offersFlush,
-                      rateLimit: rateLimit)
-        limiter = RateLimiter(rateLimit, levels: state.rateLimit, now: clock())
+                      rateLimit: rateLimit, rateLimitLevels: state.rateLimit)
     }
 }
 

@@ -45,10 +45,8 @@ extension VirtioNet: Snapshottable {
     /// the saved levels.
     public convenience init(state: VirtioNetState, backend: NetBackend, rxLimit: RateLimiterConfig = RateLimiterConfig(),
                             txLimit: RateLimiterConfig = RateLimiterConfig(), report: @escaping (String) -> Void = { _ in }) {
-        self.init(backend: backend, mac: state.mac, mtu: state.mtu, rxLimit: rxLimit, txLimit: txLimit, report: report)
+        self.init(backend: backend, mac: state.mac, mtu: state.mtu, rxLimit: rxLimit, txLimit: txLimit,
+                  rxLevels: state.rxLimit, txLevels: state.txLimit, report: report)
         linkUp = state.linkUp
-        let now = clock()
-        rxLimiter = RateLimiter(rxLimit, levels: state.rxLimit, now: now)
-        txLimiter = RateLimiter(txLimit, levels: state.txLimit, now: now)
     }
 }
