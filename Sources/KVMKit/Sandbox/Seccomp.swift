@@ -6,10 +6,10 @@ import Synchronization
 public enum SeccompPolicy: Sendable {
     /// No filters (library default; `swiftvmm run --no-seccomp`).
     case disabled
-    /// The built-in allow-lists (`SeccompAllowLists`), each compiled by every thread of
-    /// its kind as it starts: a run compiles only the kinds it starts, and not on the main
-    /// thread's way to the first KVM_RUN (compiling all six there took ~0.3 ms). (A cache
-    /// per kind was tried; it moved text out of the order file: +110 KiB resident.)
+    /// The built-in allow-lists (`SeccompAllowLists`), each compiled by the first thread
+    /// of its kind as it starts and reused by the others: a run compiles only the kinds it
+    /// starts, and not on the main thread's way to the first KVM_RUN (compiling all six
+    /// there took ~0.3 ms).
     case allowLists
     /// A program per thread kind: a `--seccomp-filter` file, or `builtIn()`.
     case filters([ThreadKind: [BPFInstruction]])
