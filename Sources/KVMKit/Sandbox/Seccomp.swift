@@ -61,15 +61,18 @@ public enum Seccomp {
 
     /// Built-in programs compiled so far: the first thread of a kind compiles its list,
     /// the next ones (a disk's other I/O threads, more vCPUs) reuse it.
-    private static let compiled = Mutex<[ThreadKind: [BPFInstruction]]>([:])
+    /// An array by `ThreadKind.allCases` position, not a dictionary: hashing the kind's
+    /// String raw value put Swift's string hashing on the run path (+100 KiB resident text).
+    private static let compiled = Mutex<[[BPFInstruction]?]>(Array(repeating: nil, count: ThreadKind.allCases.count))
 
     static func compiledAllowList(for kind: ThreadKind) throws(SeccompError) -> [BPFInstruction] {
-        if let known = compiled.withLock({ $0[kind] }) { return known }
+        let slot = ThreadKind.allCases.firstIndex(of: kind)!
+        if let known = compiled.withLock({ $0[slot] }) { return known }
         // Outside the lock: threads of other kinds compile theirs at the same time.
         let program = try SeccompProgram.compile(SeccompAllowLists.rules(for: kind))
         return compiled.withLock { cache in
-            if let first = cache[kind] { return first }
-            cache[kind] = program
+            if let first = cache[slot] { return first }
+            cache[slot] = program
             return program
         }
     }
