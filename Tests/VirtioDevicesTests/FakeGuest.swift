@@ -149,6 +149,6 @@ struct MMIODriver {
 func makeImage(size: Int, pattern: Bool = true) -> String {
     let path = NSTemporaryDirectory() + "virtio-test-\(UUID().uuidString).img"
     let data = Data((0..<size).map { pattern ? UInt8($0 % 251) : 0 })
-    FileManager.default.createFile(atPath: path, contents: data)
+    precondition(FileManager.default.createFile(atPath: path, contents: data), "cannot create \(path)")
     return path
 }
