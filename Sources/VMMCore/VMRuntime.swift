@@ -30,7 +30,7 @@ final class VMRuntime {
         let ids = try NetOptions.validate(c.networkInterfaces)
         var nets: [(id: String, tap: String, device: VirtioNet, saved: VirtioDeviceSnapshot?)] = []
         for (i, (n, id)) in zip(c.networkInterfaces, ids).enumerated() {
-            let report: (String) -> Void = { fputs("swiftvmm: net \(id): \($0)\n", stderr) }
+            let report: (String) -> Void = { StandardError.write("swiftvmm: net \(id): \($0)\n") }
             let saved = try restoring?.virtio("net_\(id)")
             let tap = try TapBackend(name: n.tap)
             let device = try saved.map {
@@ -168,7 +168,7 @@ final class VMRuntime {
         // Disks after the vCPUs: I/O threads joined, qcow2 metadata written back.
         for e in registry.entries where e.kind == .virtioBlock {
             guard let block = (e.device as? VirtioMMIOTransport)?.device as? VirtioBlock else { continue }
-            do { try block.shutdown() } catch { fputs("swiftvmm: closing disk \(e.id): \(error)\n", stderr) }
+            do { try block.shutdown() } catch { StandardError.write("swiftvmm: closing disk \(e.id): \(error)\n") }
         }
         loop.stop()
         loop.join()

@@ -20,7 +20,7 @@ struct AttachCommand {
         do {
             switch try client.run() {
             case .detached:
-                fputs("\r\nswiftvmm: detached from \(path); the VM keeps running\r\n", stderr)
+                StandardError.write("\r\nswiftvmm: detached from \(path); the VM keeps running\r\n")
             case .closedByServer:
                 break
             }

@@ -143,7 +143,7 @@ func finish(_ reason: MachineStopReason) throws {
         warn("guest reset")
     case .guestCrash(let why, let dump):
         warn("guest crashed: \(why)")
-        fputs(dump + "\n", stderr)
+        StandardError.write(dump + "\n")
         throw ExitCode(VMMExit.failure)
     case .vmmError(let why):
         throw RuntimeFailure(why)
@@ -162,7 +162,7 @@ struct RuntimeFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-func warn(_ s: String) { fputs("swiftvmm: \(s)\n", stderr) }
+func warn(_ s: String) { StandardError.write("swiftvmm: \(s)\n") }
 
 
 func isPVMHost() -> Bool { access("/sys/module/kvm_pvm", F_OK) == 0 }

@@ -29,6 +29,6 @@ do {
     exit(VMMExit.success)
 } catch {
     let status = exitStatus(for: error)
-    if let m = status.message { fputs(m + "\n", stderr) }
+    if let m = status.message { StandardError.write(m + "\n") }
     exit(status.code)
 }

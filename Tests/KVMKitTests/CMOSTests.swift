@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 @testable import KVMKit
 
@@ -70,12 +71,12 @@ final class CMOSTests: XCTestCase {
     }
 
     func testGuestSettingTheClockMovesAnOffset() {
-        var now = CMOSTests.saturdayAfternoon
-        let c = CMOS(ramBelow4GiB: gib, ramAbove4GiB: 0, clock: { now })
+        let clock = SettableClock(CMOSTests.saturdayAfternoon)
+        let c = CMOS(ramBelow4GiB: gib, ramAbove4GiB: 0, clock: { clock.now })
         write(c, 0x02, 0x30)  // minutes := 30
         XCTAssertEqual(read(c, 0x02), 0x30)
         XCTAssertEqual(read(c, 0x04), 0x14)
-        now += 60
+        clock.advance(by: 60)
         XCTAssertEqual(read(c, 0x02), 0x31, "the clock keeps running")
         write(c, 0x09, 0x27)
         XCTAssertEqual(read(c, 0x09), 0x27)

@@ -40,8 +40,10 @@ final class ConsoleAttachClientTests: XCTestCase {
             var i: [Int32] = [0, 0], o: [Int32] = [0, 0]
             pipe(&i); pipe(&o)
             input = i; output = o
-            let client = ConsoleAttachClient(path: path, input: i[0], output: o[1], escapeKeys: true)
+            let (clientInput, clientOutput) = (i[0], o[1])
             Thread.detachNewThread { [self] in
+                // Made on the thread that runs it: a client belongs to one thread.
+                let client = ConsoleAttachClient(path: path, input: clientInput, output: clientOutput, escapeKeys: true)
                 self.result = Result { try client.run() }
                 self.done.signal()
             }
@@ -134,8 +136,9 @@ final class ConsoleAttachClientTests: XCTestCase {
         let done = DispatchSemaphore(value: 0)
         final class Box: @unchecked Sendable { var outcome: Result<ConsoleAttachClient.Outcome, Error>? }
         let box = Box()
-        let client = ConsoleAttachClient(path: path, input: pty.terminal, output: pty.terminal)
+        let (terminal, socketPath) = (pty.terminal, path)
         Thread.detachNewThread {
+            let client = ConsoleAttachClient(path: socketPath, input: terminal, output: terminal)
             box.outcome = Result { try client.run() }
             done.signal()
         }

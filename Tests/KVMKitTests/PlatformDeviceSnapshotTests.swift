@@ -1,4 +1,5 @@
 @testable import KVMKit
+import TestSupport
 import XCTest
 
 /// Save → encode → decode → build a new device from the state → it behaves the same.
@@ -42,15 +43,15 @@ final class PlatformDeviceSnapshotTests: XCTestCase {
     }
 
     func testCMOSRoundTripKeepsNVRAMAndClockOffset() throws {
-        var now: Int64 = 1_700_000_000
-        let cmos = CMOS(ramBelow4GiB: 512 << 20, ramAbove4GiB: 0, clock: { now })
+        let clock = SettableClock(1_700_000_000)
+        let cmos = CMOS(ramBelow4GiB: 512 << 20, ramAbove4GiB: 0, clock: { clock.now })
         cmos.write(offset: 0, size: 1, value: 0x0B); cmos.write(offset: 1, size: 1, value: 0x06)  // binary, 24 h
         cmos.write(offset: 0, size: 1, value: 0x09); cmos.write(offset: 1, size: 1, value: 30)    // year 2030
         cmos.write(offset: 0, size: 1, value: 0x40); cmos.write(offset: 1, size: 1, value: 0x77)  // NVRAM byte
         cmos.write(offset: 0, size: 1, value: 0x80 | 0x35)                                        // NMI off, index 0x35
         let saved = try reencode(cmos.captureState())
-        now += 10
-        let copy = try CMOS(state: saved, clock: { now })
+        clock.advance(by: 10)
+        let copy = try CMOS(state: saved, clock: { clock.now })
         XCTAssertTrue(copy.isNMIDisabled)
         XCTAssertEqual(copy.read(offset: 1, size: 1), cmos.read(offset: 1, size: 1), "same index, memory size byte")
         copy.write(offset: 0, size: 1, value: 0x09)

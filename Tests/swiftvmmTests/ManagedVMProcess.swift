@@ -17,8 +17,8 @@ final class ManagedVMProcess {
         socket = directory + "/api.sock"
         consoleFile = directory + "/console.log"
         stderrFile = directory + "/stderr.log"
-        FileManager.default.createFile(atPath: consoleFile, contents: nil)
-        FileManager.default.createFile(atPath: stderrFile, contents: nil)
+        precondition(FileManager.default.createFile(atPath: consoleFile, contents: nil), "cannot create \(consoleFile)")
+        precondition(FileManager.default.createFile(atPath: stderrFile, contents: nil), "cannot create \(stderrFile)")
         process.executableURL = executable
         process.arguments = arguments(socket)
         process.standardInput = FileHandle.nullDevice

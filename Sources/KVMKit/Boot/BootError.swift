@@ -12,7 +12,7 @@ public struct BootError: Error, Equatable, CustomStringConvertible {
         self.problem = problem
     }
 
-    public enum Problem: Equatable, CustomStringConvertible {
+    public enum Problem: Equatable, CustomStringConvertible, Sendable {
         case cannotRead(errno: Int32)
         case shortRead(expected: UInt64, got: UInt64)
         case notAKernel

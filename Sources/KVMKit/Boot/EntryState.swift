@@ -1,5 +1,5 @@
 /// The hidden part of a segment register, as KVM's `struct kvm_segment` holds it.
-public struct SegmentState: Equatable {
+public struct SegmentState: Equatable, Sendable {
     public var base: UInt64 = 0
     /// Byte-granular limit (0xFFFF_FFFF for a flat 4 GiB segment).
     public var limit: UInt32 = 0xFFFF_FFFF

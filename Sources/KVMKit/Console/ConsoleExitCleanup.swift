@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// Process-wide undo list for what the console changes outside the process: a terminal's
 /// termios, file-status flags of inherited fds, and the socket file it created. Run at
@@ -32,7 +33,9 @@ public enum ConsoleExitCleanup {
 
     private static let signalSlots = 65  // NSIG on Linux
 
-    private static let storage: Storage = {
+    /// Written under `state`'s lock; the signal path reads it without (a handler cannot
+    /// take a lock), which is why this is the one unchecked global.
+    nonisolated(unsafe) private static let storage: Storage = {
         let s = Storage(
             termiosArmed: .allocate(capacity: 1), termiosFD: .allocate(capacity: 1),
             termios: .allocate(capacity: 1), flagFDs: .allocate(capacity: maxFlagRestores),
@@ -48,40 +51,40 @@ public enum ConsoleExitCleanup {
         return s
     }()
 
-    private static var installed = false
-    private static let lock = EventLoopLock()
+    /// Whether `install` ran; its lock also orders the writers of `storage`.
+    private static let state = Mutex(false)
 
     /// Install the atexit hook and the signal handlers (once). Called by the console
     /// itself; callable early by a CLI that wants the handlers in place first.
     /// Pass `signals: []` to keep the process's own signal handling (then call
     /// `runNow()` from it).
     public static func install(signals: [Int32] = defaultSignals) {
-        lock.lock()
-        defer { lock.unlock() }
-        _ = storage
-        guard !installed else { return }
-        installed = true
-        atexit { ConsoleExitCleanup.runNow() }
-        let handler: @convention(c) (Int32) -> Void = { sig in
-            ConsoleExitCleanup.runNow()
-            if sig > 0, Int(sig) < ConsoleExitCleanup.signalSlots {
-                sigaction(sig, ConsoleExitCleanup.storage.previousActions + Int(sig), nil)
-            } else {
-                signal(sig, SIG_DFL)
+        state.withLock { installed in
+            guard !installed else { return }
+            installed = true
+            _ = storage
+            atexit { ConsoleExitCleanup.runNow() }
+            let handler: @convention(c) (Int32) -> Void = { sig in
+                ConsoleExitCleanup.runNow()
+                if sig > 0, Int(sig) < ConsoleExitCleanup.signalSlots {
+                    sigaction(sig, ConsoleExitCleanup.storage.previousActions + Int(sig), nil)
+                } else {
+                    signal(sig, SIG_DFL)
+                }
+                raise(sig)  // delivered to the previous disposition once this handler returns
             }
-            raise(sig)  // delivered to the previous disposition once this handler returns
-        }
-        let ignored = unsafeBitCast(SIG_IGN, to: Int.self)
-        for sig in signals where sig > 0 && Int(sig) < signalSlots {
-            var previous = sigaction()
-            guard sigaction(sig, nil, &previous) == 0 else { continue }
-            if unsafeBitCast(previous.__sigaction_handler.sa_handler, to: Int.self) == ignored { continue }
-            storage.previousActions[Int(sig)] = previous
-            var action = sigaction()
-            action.__sigaction_handler.sa_handler = handler
-            sigemptyset(&action.sa_mask)
-            action.sa_flags = Int32(SA_ONSTACK)
-            sigaction(sig, &action, nil)
+            let ignored = unsafeBitCast(SIG_IGN, to: Int.self)
+            for sig in signals where sig > 0 && Int(sig) < signalSlots {
+                var previous = sigaction()
+                guard sigaction(sig, nil, &previous) == 0 else { continue }
+                if unsafeBitCast(previous.__sigaction_handler.sa_handler, to: Int.self) == ignored { continue }
+                storage.previousActions[Int(sig)] = previous
+                var action = sigaction()
+                action.__sigaction_handler.sa_handler = handler
+                sigemptyset(&action.sa_mask)
+                action.sa_flags = Int32(SA_ONSTACK)
+                sigaction(sig, &action, nil)
+            }
         }
     }
 
@@ -112,52 +115,58 @@ public enum ConsoleExitCleanup {
     // MARK: records (called by the console, normal context)
 
     static func recordTerminal(fd: Int32, saved: termios) {
-        lock.lock(); defer { lock.unlock() }
-        storage.termiosArmed.pointee = 0
-        storage.termios.pointee = saved
-        storage.termiosFD.pointee = fd
-        storage.termiosArmed.pointee = 1
+        state.withLock { _ in
+            storage.termiosArmed.pointee = 0
+            storage.termios.pointee = saved
+            storage.termiosFD.pointee = fd
+            storage.termiosArmed.pointee = 1
+        }
     }
 
     static func forgetTerminal() {
-        lock.lock(); defer { lock.unlock() }
-        storage.termiosArmed.pointee = 0
+        state.withLock { _ in
+            storage.termiosArmed.pointee = 0
+        }
     }
 
     static func recordFileStatusFlags(fd: Int32, flags: Int32) {
-        lock.lock(); defer { lock.unlock() }
-        for i in 0..<maxFlagRestores where storage.flagFDs[i] == fd { return }  // keep the oldest
-        for i in 0..<maxFlagRestores where storage.flagFDs[i] < 0 {
-            storage.flagValues[i] = flags
-            storage.flagFDs[i] = fd
-            return
+        state.withLock { _ in
+            for i in 0..<maxFlagRestores where storage.flagFDs[i] == fd { return }  // keep the oldest
+            for i in 0..<maxFlagRestores where storage.flagFDs[i] < 0 {
+                storage.flagValues[i] = flags
+                storage.flagFDs[i] = fd
+                return
+            }
         }
     }
 
     static func forgetFileStatusFlags(fd: Int32) {
-        lock.lock(); defer { lock.unlock() }
-        for i in 0..<maxFlagRestores where storage.flagFDs[i] == fd { storage.flagFDs[i] = -1 }
+        state.withLock { _ in
+            for i in 0..<maxFlagRestores where storage.flagFDs[i] == fd { storage.flagFDs[i] = -1 }
+        }
     }
 
     /// Remember a socket file to unlink if the process dies by a signal. Returns false when
     /// the path does not fit or both slots are taken (then signals do not unlink it).
     @discardableResult
     public static func recordSocketPath(_ path: String) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        let bytes = Array(path.utf8)
-        guard bytes.count < maxPathBytes,
-              let slot = (0..<socketSlots).first(where: { storage.socketPath[$0 * maxPathBytes] == 0 }) else { return false }
-        let base = storage.socketPath + slot * maxPathBytes
-        for (i, b) in bytes.enumerated() { base[i] = CChar(bitPattern: b) }
-        base[bytes.count] = 0
-        return true
+        state.withLock { _ in
+            let bytes = Array(path.utf8)
+            guard bytes.count < maxPathBytes,
+                  let slot = (0..<socketSlots).first(where: { storage.socketPath[$0 * maxPathBytes] == 0 }) else { return false }
+            let base = storage.socketPath + slot * maxPathBytes
+            for (i, b) in bytes.enumerated() { base[i] = CChar(bitPattern: b) }
+            base[bytes.count] = 0
+            return true
+        }
     }
 
     /// The socket was removed in the normal way: forget it.
     public static func forgetSocketPath(_ path: String) {
-        lock.lock(); defer { lock.unlock() }
-        for slot in 0..<socketSlots where String(cString: storage.socketPath + slot * maxPathBytes) == path {
-            storage.socketPath[slot * maxPathBytes] = 0
+        state.withLock { _ in
+            for slot in 0..<socketSlots where String(cString: storage.socketPath + slot * maxPathBytes) == path {
+                storage.socketPath[slot * maxPathBytes] = 0
+            }
         }
     }
 }
@@ -165,10 +174,11 @@ public enum ConsoleExitCleanup {
 extension ConsoleExitCleanup {
     /// Put back one fd's recorded flags now (normal shutdown of that fd's user).
     static func runFileStatusRestore(fd: Int32) {
-        lock.lock(); defer { lock.unlock() }
-        for i in 0..<maxFlagRestores where storage.flagFDs[i] == fd {
-            _ = ckvm_fcntl_setfl(fd, storage.flagValues[i])
-            storage.flagFDs[i] = -1
+        state.withLock { _ in
+            for i in 0..<maxFlagRestores where storage.flagFDs[i] == fd {
+                _ = ckvm_fcntl_setfl(fd, storage.flagValues[i])
+                storage.flagFDs[i] = -1
+            }
         }
     }
 }

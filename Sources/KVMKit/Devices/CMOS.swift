@@ -11,7 +11,7 @@ import Glibc
 /// are stored and register C reads 0.
 public final class CMOS: PortIODevice, @unchecked Sendable {
     /// Seconds since the Unix epoch, UTC.
-    public typealias Clock = () -> Int64
+    public typealias Clock = @Sendable () -> Int64
 
     /// The host's real-time clock.
     public static let hostClock: Clock = { Int64(time(nil)) }

@@ -84,7 +84,7 @@ public enum Seccomp {
         do {
             try install(for: kind)
         } catch {
-            fputs("swiftvmm: \(error)\n", stderr)
+            StandardError.write("swiftvmm: \(error)\n")
             ConsoleExitCleanup.runNow()
             _exit(1)
         }

@@ -180,7 +180,7 @@ extension MicroVM {
             } catch {
                 for d in disks { try? d.takeBack() }
                 for e in endpoints {
-                    do { try e.takeBack() } catch { fputs("swiftvmm: migration failed; taking back a device: \(error)\n", stderr) }
+                    do { try e.takeBack() } catch { StandardError.write("swiftvmm: migration failed; taking back a device: \(error)\n") }
                 }
                 r.resume()
                 c.lifecycle = .running
