@@ -30,7 +30,7 @@ public final class ACPISleepRegisters: PortIODevice, @unchecked Sendable {
     /// Sleep status register: WAK_STS, set on wake; write 1 to clear.
     static let wakeStatus: UInt8 = 0x80
 
-    private let lock = DeviceLock()
+    private let lock = Lock()
     private let poweroffHandler: () -> Void
     private var status: UInt8 = 0
 

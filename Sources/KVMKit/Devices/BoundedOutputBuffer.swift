@@ -26,7 +26,7 @@ public final class BoundedOutputBuffer: SerialOutput, @unchecked Sendable {
     public let capacity: Int
     public let overflowPolicy: OverflowPolicy
 
-    private let lock = DeviceLock()
+    private let lock = Lock()
     private let storage: UnsafeMutablePointer<UInt8>
     private var head = 0  // index of the oldest byte
     private var used = 0

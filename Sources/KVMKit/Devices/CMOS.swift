@@ -106,7 +106,7 @@ public final class CMOS: PortIODevice, @unchecked Sendable {
         }
     }
 
-    private let lock = DeviceLock()
+    private let lock = Lock()
     private let clock: Clock
     private var bytes = [UInt8](repeating: 0, count: Index.count)
     private var index: UInt8 = 0

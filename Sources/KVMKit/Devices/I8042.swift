@@ -170,7 +170,7 @@ public final class I8042: PortIODevice, @unchecked Sendable {
         }
     }
 
-    private let lock = DeviceLock()
+    private let lock = Lock()
     private let resetHandler: () -> Void
     private let interrupt: InterruptLine?
     /// The keyboard command (0xED, 0xF0, 0xF3) waiting for its parameter, or nil.

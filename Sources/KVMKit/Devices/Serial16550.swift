@@ -39,7 +39,7 @@ public final class Serial16550: PortIODevice, MMIODevice, @unchecked Sendable {
         case requestToSend
     }
 
-    private let lock = DeviceLock()
+    private let lock = Lock()
     private let interrupt: InterruptLine
     private let output: SerialOutput
     private let flowControl: InputFlowControl

@@ -38,7 +38,7 @@ public final class EventLoop: @unchecked Sendable {
 
     let epollFD: Int32
     private let wake: EventFD
-    private let lock = EventLoopLock()
+    private let lock = Lock()
     private var slots: [Slot] = []          // indexed by fd; guarded by lock
     private var nextGeneration: UInt32 = 1   // guarded by lock
     private var stopRequested = false        // guarded by lock
@@ -83,85 +83,75 @@ public final class EventLoop: @unchecked Sendable {
     /// A regular file or other fd epoll cannot watch fails with errno EPERM.
     public func register(fd: Int32, events: Events, handler: @escaping Handler) throws {
         guard fd >= 0 else { throw EventLoopError.systemCall("epoll_ctl", errno: EBADF, context: "register fd \(fd)") }
-        lock.lock()
-        defer { lock.unlock() }
-        let index = Int(fd)
-        if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: index + 1 - slots.count)) }
-        if slots[index].handler != nil { throw EventLoopError.alreadyRegistered(fd: fd) }
-        let generation = nextGeneration
-        nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1
-        var ev = epoll_event()
-        ev.events = events.rawValue
-        ev.data.u64 = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
-        if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev) < 0 {
-            throw EventLoopError.systemCall("epoll_ctl", errno: errno, context: "register fd \(fd)")
+        try lock.withLock {
+            let index = Int(fd)
+            if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: index + 1 - slots.count)) }
+            if slots[index].handler != nil { throw EventLoopError.alreadyRegistered(fd: fd) }
+            let generation = nextGeneration
+            nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1
+            var ev = epoll_event()
+            ev.events = events.rawValue
+            ev.data.u64 = UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
+            if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &ev) < 0 {
+                throw EventLoopError.systemCall("epoll_ctl", errno: errno, context: "register fd \(fd)")
+            }
+            slots[index] = Slot(generation: generation, handler: handler)
         }
-        slots[index] = Slot(generation: generation, handler: handler)
     }
 
     /// Change the events watched on a registered fd (e.g. add `.writable` while output is
     /// pending, drop `.readable` while input is backpressured).
     public func modify(fd: Int32, events: Events) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        let index = Int(fd)
-        guard fd >= 0, index < slots.count, slots[index].handler != nil else { throw EventLoopError.notRegistered(fd: fd) }
-        var ev = epoll_event()
-        ev.events = events.rawValue
-        ev.data.u64 = UInt64(slots[index].generation) << 32 | UInt64(UInt32(bitPattern: fd))
-        if epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &ev) < 0 {
-            throw EventLoopError.systemCall("epoll_ctl", errno: errno, context: "modify fd \(fd)")
+        try lock.withLock {
+            let index = Int(fd)
+            guard fd >= 0, index < slots.count, slots[index].handler != nil else { throw EventLoopError.notRegistered(fd: fd) }
+            var ev = epoll_event()
+            ev.events = events.rawValue
+            ev.data.u64 = UInt64(slots[index].generation) << 32 | UInt64(UInt32(bitPattern: fd))
+            if epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &ev) < 0 {
+                throw EventLoopError.systemCall("epoll_ctl", errno: errno, context: "modify fd \(fd)")
+            }
         }
     }
 
     /// Stop watching `fd`. Call before closing it. Unregistering an fd that is not
     /// registered is a no-op, so cleanup paths can call it unconditionally.
     public func unregister(fd: Int32) {
-        lock.lock()
-        let index = Int(fd)
-        var released: Handler?
-        if fd >= 0, index < slots.count, slots[index].handler != nil {
-            released = slots[index].handler
+        let released = lock.withLock { () -> Handler? in
+            let index = Int(fd)
+            guard fd >= 0, index < slots.count, let handler = slots[index].handler else { return nil }
             slots[index].handler = nil
             // EBADF/ENOENT: the fd was closed already, which removed it from the set.
             _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+            return handler
         }
-        lock.unlock()
         _ = released  // the closure (and what it captures) is released outside the lock
     }
 
     public func isRegistered(fd: Int32) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return fd >= 0 && Int(fd) < slots.count && slots[Int(fd)].handler != nil
+        lock.withLock { fd >= 0 && Int(fd) < slots.count && slots[Int(fd)].handler != nil }
     }
 
     // MARK: running
 
     /// Run the loop on the calling thread until `stop()`.
     public func run() throws {
-        lock.lock()
-        if running {
-            lock.unlock()
-            throw EventLoopError.alreadyRunning
+        try lock.withLock {
+            if running { throw EventLoopError.alreadyRunning }
+            running = true
+            loopThread = pthread_self()
         }
-        running = true
-        loopThread = pthread_self()
-        lock.unlock()
         defer {
-            lock.lock()
-            running = false
-            stopRequested = false
-            lock.unlock()
+            lock.withLock {
+                running = false
+                stopRequested = false
+            }
         }
 
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Self.maxEventsPerWait)
         defer { events.deallocate() }
         while true {
-            lock.lock()
-            let stopping = stopRequested
-            lock.unlock()
-            if stopping { return }
+            if lock.withLock({ stopRequested }) { return }
             let n = epoll_wait(epollFD, events, Int32(Self.maxEventsPerWait), -1)
             if n < 0 {
                 if errno == EINTR { continue }
@@ -179,10 +169,7 @@ public final class EventLoop: @unchecked Sendable {
     /// the VM instead of running on without devices.
     public func start(name: String = "swiftvmm-io", threadKind: ThreadKind = .vmm,
                       onFailure: (@Sendable (EventLoopError) -> Void)? = nil) throws {
-        lock.lock()
-        let busy = running || spawnedThread != nil
-        lock.unlock()
-        if busy { throw EventLoopError.alreadyRunning }
+        if lock.withLock({ running || spawnedThread != nil }) { throw EventLoopError.alreadyRunning }
         threadName = name
         failureHandler = onFailure
         self.threadKind = threadKind
@@ -204,36 +191,25 @@ public final class EventLoop: @unchecked Sendable {
             Unmanaged<EventLoop>.fromOpaque(context).release()
             throw EventLoopError.systemCall("pthread_create", errno: rc, context: "start the loop thread")
         }
-        lock.lock()
-        spawnedThread = thread
-        lock.unlock()
+        lock.withLock { spawnedThread = thread }
     }
 
     /// Ask the loop to return after the handlers of the current batch. Any thread.
     public func stop() {
-        lock.lock()
-        stopRequested = true
-        lock.unlock()
+        lock.withLock { stopRequested = true }
         wake.signal()
     }
 
     /// Wait for the thread `start()` created to end. No-op otherwise, and on that thread.
     public func join() {
-        lock.lock()
-        let thread = spawnedThread
-        lock.unlock()
-        guard let thread, pthread_equal(thread, pthread_self()) == 0 else { return }
+        guard let thread = lock.withLock({ spawnedThread }), pthread_equal(thread, pthread_self()) == 0 else { return }
         pthread_join(thread, nil)
-        lock.lock()
-        spawnedThread = nil
-        lock.unlock()
+        lock.withLock { spawnedThread = nil }
     }
 
     /// True when called from the thread currently running the loop.
     public var isOnLoopThread: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return running && pthread_equal(loopThread, pthread_self()) != 0
+        lock.withLock { running && pthread_equal(loopThread, pthread_self()) != 0 }
     }
 
     @inline(__always)
@@ -245,24 +221,10 @@ public final class EventLoop: @unchecked Sendable {
         }
         let index = Int(UInt32(truncatingIfNeeded: token))
         let generation = UInt32(truncatingIfNeeded: token >> 32)
-        lock.lock()
-        guard index < slots.count, slots[index].generation == generation, let handler = slots[index].handler else {
-            lock.unlock()
-            return
+        let handler = lock.withLock { () -> Handler? in
+            guard index < slots.count, slots[index].generation == generation else { return nil }
+            return slots[index].handler
         }
-        lock.unlock()
-        handler(Events(rawValue: event.events))
+        handler?(Events(rawValue: event.events))
     }
-}
-
-/// A plain pthread mutex (Glibc only; no Foundation).
-final class EventLoopLock {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    @inline(__always) func lock() { pthread_mutex_lock(mutex) }
-    @inline(__always) func unlock() { pthread_mutex_unlock(mutex) }
 }

@@ -1,8 +1,10 @@
 import Glibc
 
-/// A plain non-recursive mutex for device models touched by several threads (vCPUs, the
-/// console thread). Held only for register-sized work: never across I/O that can wait.
-final class DeviceLock: @unchecked Sendable {
+/// A plain non-recursive pthread mutex, for a class whose several fields one lock guards
+/// (device models touched by vCPUs and the console thread, the event loop's registry);
+/// `Mutex` from Synchronization where the guarded state is one value. Held only for
+/// short work: never across I/O that can wait. Sendable because the mutex makes it so.
+final class Lock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     init() {
