@@ -6,10 +6,11 @@ import VMMCore
 /// --api-sock PATH`, and `swiftvmm api METHOD PATH [BODY]` for any endpoint. Each prints
 /// the answer (JSON, pretty) and exits 0 on success, 1 with the API's fault message on
 /// stderr when the request was refused or the socket cannot be reached.
-func callAPI(_ socket: String, _ method: String, _ path: String, _ body: String? = nil, timeoutSeconds: Int = 30) throws {
+func callAPI(_ socket: String, _ method: String, _ path: String, _ body: String? = nil) throws {
     let response: APIClient.Response
     do {
-        response = try APIClient.send(socketPath: socket, method: method, path: path, body: body, timeoutSeconds: timeoutSeconds)
+        response = try APIClient.send(socketPath: socket, method: method, path: path, body: body,
+                                      timeoutSeconds: responseTimeoutSeconds(method: method, path: path))
     } catch {
         throw RuntimeFailure("\(error)")
     }
@@ -30,6 +31,15 @@ func callAPI(_ socket: String, _ method: String, _ path: String, _ body: String?
     throw RuntimeFailure("\(method) \(path): \(response.status) \(text)")
 }
 
+/// How long a client waits for the answer. The requests that answer when a long operation
+/// is over wait an hour: a migration (sent or received: the receiver answers once the VM
+/// has arrived, however late the source starts), and a snapshot written or loaded (it grows
+/// with the guest). Every other request is answered at once, so 30 s means a stuck VMM.
+func responseTimeoutSeconds(method: String, path: String) -> Int {
+    let long = ["/vm.send-migration", "/vm.receive-migration", "/snapshot/create", "/snapshot/load"]
+    return method == "PUT" && long.contains(path) ? 3600 : 30
+}
+
 /// One client subcommand: its table, and the request it sends.
 struct ClientCommand {
     /// What every client subcommand parses: the socket, and for `api` the request.
@@ -46,9 +56,6 @@ struct ClientCommand {
     let spec: CommandSpec<Options>
     /// The request from the parsed options: (method, path, body).
     let request: (Options) throws -> (String, String, String?)
-    /// How long to wait for the answer (a migration answers when it is over).
-    var timeoutSeconds = 30
-
     static let socketOption = CommandOption<Options>.value(
         "api-sock", "PATH", "The VM's API socket (swiftvmm run --api-sock, or Firecracker's --api-sock).") { $0.socket = $1 }
 
@@ -87,8 +94,7 @@ struct ClientCommand {
                 var body: JSONObject = ["destination_url": .string(to)]
                 if let d = o.downtimeMillis { body["downtime_ms"] = JSONValue(d) }
                 return ("PUT", "/vm.send-migration", JSONValue.object(body).encoded())
-            },
-            timeoutSeconds: 3600),
+            }),
         ClientCommand(
             spec: CommandSpec(
                 name: "api", abstract: "Send any request to a VM's API.",
@@ -135,6 +141,6 @@ extension ClientCommand.Options {
     func run(_ command: ClientCommand) throws {
         guard let socket else { throw ValidationError("\(command.spec.name): --api-sock PATH is required (swiftvmm \(command.spec.name) --help)") }
         let (method, path, body) = try command.request(self)
-        try callAPI(socket, method, path, body, timeoutSeconds: command.timeoutSeconds)
+        try callAPI(socket, method, path, body)
     }
 }

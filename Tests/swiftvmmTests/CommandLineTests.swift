@@ -71,6 +71,18 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(usageError(["api", "--api-sock", "s", "DELETE", "/"]), "DELETE: use GET, PUT or PATCH")
     }
 
+    /// `swiftvmm api PUT /vm.receive-migration …` answers once the VM has arrived, which
+    /// can be minutes later: the clients wait an hour for the long requests, whatever
+    /// subcommand sends them, and 30 s for the rest.
+    func testLongRequestsWaitForTheirAnswer() {
+        for path in ["/vm.send-migration", "/vm.receive-migration", "/snapshot/create", "/snapshot/load"] {
+            XCTAssertEqual(responseTimeoutSeconds(method: "PUT", path: path), 3600, path)
+        }
+        for (method, path) in [("GET", "/"), ("PATCH", "/vm"), ("PUT", "/actions"), ("GET", "/vm.receive-migration")] {
+            XCTAssertEqual(responseTimeoutSeconds(method: method, path: path), 30, "\(method) \(path)")
+        }
+    }
+
     func testAVariadicLastArgumentTakesTheRest() throws {
         let spec = ClientCommand.all.first { $0.spec.name == "api" }!.spec
         let o = try spec.parse(["--api-sock", "s", "PUT", "/machine-config", "vcpu_count:=2", "mem_size_mib:=256"],
