@@ -227,12 +227,12 @@ final class NestedLinuxTests: XCTestCase {
         pattern: #"\r*\nNESTED-(HOST|CLIENT)-OUTPUT ([0-9]+)\r*\n(.*?)\r*\nNESTED-\1-EXIT \2 ([0-9]+)\r*\n"#,
         options: [.dotMatchesLineSeparators])
 
-    /// The `@` clients' blocks in `text`: their output and exit status.
-    static func clientBlocks(_ text: String) -> [(output: String, status: Int32)] {
+    /// The blocks in `text`, in order: their kind (`HOST` or `CLIENT`), output and status.
+    static func outputBlocks(_ text: String) -> [(kind: String, output: String, status: Int32)] {
         let ns = text as NSString
-        return outputBlock.matches(in: text, range: NSRange(location: 0, length: ns.length))
-            .filter { ns.substring(with: $0.range(at: 1)) == "CLIENT" }
-            .map { (ns.substring(with: $0.range(at: 3)), Int32(ns.substring(with: $0.range(at: 4)))!) }
+        return outputBlock.matches(in: text, range: NSRange(location: 0, length: ns.length)).map {
+            (ns.substring(with: $0.range(at: 1)), ns.substring(with: $0.range(at: 3)), Int32(ns.substring(with: $0.range(at: 4)))!)
+        }
     }
 
     /// Split the harness output at NESTED-BEGIN n / NESTED-EXIT n code markers; each
@@ -391,17 +391,15 @@ final class NestedLinuxTests: XCTestCase {
     func testClientAndHostOutputComeAsWholeBlocks() throws {
         let inv = try invocation(.clientBlocks)
         XCTAssertEqual(inv.exitCode, 0, inv.output)
-        let ns = inv.output as NSString
-        let blocks = Self.outputBlock.matches(in: inv.output, range: NSRange(location: 0, length: ns.length)).map {
-            (kind: ns.substring(with: $0.range(at: 1)), lines: lines(ns.substring(with: $0.range(at: 3))), status: ns.substring(with: $0.range(at: 4)))
-        }
+        let blocks = Self.outputBlocks(inv.output)
         XCTAssertEqual(blocks.map(\.kind), ["CLIENT", "HOST", "CLIENT", "HOST", "CLIENT"], inv.output)
         for b in blocks {
-            XCTAssertEqual(b.status, "0")
+            XCTAssertEqual(b.status, 0)
+            let output = lines(b.output)
             if b.kind == "HOST" {
-                XCTAssertEqual(b.lines, ["from-l1", "second-line"], "the command's output, nothing else")
+                XCTAssertEqual(output, ["from-l1", "second-line"], "the command's output, nothing else")
             } else {
-                XCTAssertTrue(b.lines.count == 1 && b.lines[0].hasPrefix("swiftvmm "), "one version line, nothing else: \(b.lines)")
+                XCTAssertTrue(output.count == 1 && output[0].hasPrefix("swiftvmm "), "one version line, nothing else: \(output)")
             }
         }
         let drips = lines(inv.ownOutput).filter { $0.hasPrefix("drip-") }
@@ -441,7 +439,7 @@ final class NestedLinuxTests: XCTestCase {
         let out = lines(inv)
         // The guest's own lines, without the clients' output (which may come inside one).
         let guest = lines(inv.ownOutput)
-        let clients = Self.clientBlocks(inv.output)
+        let clients = Self.outputBlocks(inv.output).filter { $0.kind == "CLIENT" }
         XCTAssertEqual(clients.count, 10, inv.output)
         XCTAssertTrue(clients.allSatisfy { $0.status == 0 }, "an API call failed:\n\(inv.output)")
         XCTAssertTrue(guest.contains { $0.hasPrefix("SWIFTVMM-READY cpus=2 ") }, inv.output)
